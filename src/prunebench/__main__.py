@@ -1,0 +1,3 @@
+from prunebench.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,44 @@
+"""Datasets: real files (IDX, CIFAR pickles read safely, SVHN .mat, .npz), a fixed validation split,
+and device-resident batching. ``load_dataset(name)`` is the one call most code needs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from prunebench.data.base import DataInfo, Dataset, Split
+from prunebench.data.loader import DeviceLoader
+from prunebench.data.registry import DATASETS
+from prunebench.data.split import train_val_masks, validation_indices
+from prunebench.errors import UserError
+
+from prunebench.data import cifar, mnist, npz, svhn  # noqa: F401,E402  (registration)
+
+
+def load_splits(name: str, root: str | Path | None = None) -> tuple[DataInfo, dict[str, Split]]:
+    """The raw splits a dataset has on disk (e.g. MNIST's test set alone, for OoD use)."""
+    return DATASETS.get(name)(Path(root) if root is not None else None)
+
+
+def load_dataset(name: str, root: str | Path | None = None, *, val_fraction: float = 0.1, split_seed: int = 0,
+                 train_limit: int | None = None, test_limit: int | None = None) -> Dataset:
+    """A dataset with train / validation (carved from train, fixed and saved) / test splits.
+
+    ``train_limit`` / ``test_limit`` keep the first N images of the (post-carve) training and the test
+    split, for quick runs; the validation split is unaffected by them.
+    """
+    info, splits = load_splits(name, root)
+    missing = {"train", "test"} - set(splits)
+    if missing:
+        raise UserError(f"dataset {name!r} has no {'/'.join(sorted(missing))} split here; training needs both (add the files)")
+    train = splits["train"]
+    key = info.name if root is None else f"{info.name}-{Path(root).name}"
+    tr_idx, val_idx = train_val_masks(len(train), validation_indices(key, len(train), val_fraction, split_seed))
+    test = splits["test"]
+    for what, limit in (("train_limit", train_limit), ("test_limit", test_limit)):
+        if limit is not None and limit <= 0:
+            raise UserError(f"{what} must be a positive number of images, got {limit}")
+    tr_idx = tr_idx[:train_limit] if train_limit else tr_idx
+    return Dataset(info, train.subset(tr_idx), train.subset(val_idx), test.subset(slice(0, test_limit)))
+
+
+__all__ = ["DATASETS", "DataInfo", "Dataset", "DeviceLoader", "Split", "load_dataset", "load_splits"]

@@ -1,0 +1,92 @@
+"""``noise-similarity``: does the pruned network still behave like its parent around the test points?
+
+Protocol of Liebenwein et al., "Lost in Pruning" (MLSys 2021), Sec. 4 / App. (see
+shared/reference/evaluation.md Sec. 2): for ``n`` test images and ``draws`` noise draws per image,
+add noise U[-eps, eps] to the *normalized* input (no clipping), for every eps of a grid
+(default linspace(0, 0.7, 15)), and compare the pruned network's outputs with the parent's:
+the fraction of (image, draw) pairs whose argmax agrees, the mean L2 norm of the softmax
+difference and of the logit difference. A separately trained network of the same architecture
+(``ctx.baseline``) compared with the same parent gives the reference level of "how similar are two
+independently trained networks". Accuracies under noise are returned as distributions
+``acc/noise-<eps>`` so prune potential can be computed per eps.
+
+Batched: every chunk of ``batch_rows`` rows holds ``batch_rows // draws`` images times ``draws``
+noise draws, and the model, the parent and the baseline all see the very same noisy rows. At
+eps = 0 every draw is the clean image, so one draw is evaluated (same means, 1/draws the cost).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunebench.errors import UserError
+from prunebench.evaluation._common import (
+    device_of, eval_mode, float_list, generator, num_key, positive_int, test_images,
+)
+from prunebench.evaluation.base import EVALUATORS, EvalContext
+
+DEFAULT_EPS = tuple(0.7 * i / 14 for i in range(15))  # linspace(0, 0.7, 15)
+
+
+def _compare(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Summed argmax agreement, softmax-difference L2 and logit-difference L2 of two logit batches."""
+    match = (a.argmax(1) == b.argmax(1)).sum()
+    sm = (a.softmax(1) - b.softmax(1)).norm(dim=1).sum()
+    lg = (a - b).norm(dim=1).sum()
+    return match, sm, lg
+
+
+@EVALUATORS.register("noise-similarity", needs_parent=True)
+@torch.no_grad()
+def noise_similarity(model: nn.Module, ctx: EvalContext, n: int = 1000, draws: int = 100,
+                     eps: Any = DEFAULT_EPS, batch_rows: int | None = None, **options: Any) -> dict[str, float]:
+    """Agreement with the parent under input noise, per eps (keys use ``num_key(eps)``, e.g. ``0.05``).
+
+    Metrics per eps: ``match/<eps>`` (fraction of (image, draw) pairs with the parent's argmax),
+    ``softmax_l2/<eps>``, ``logit_l2/<eps>`` (mean L2 norm of the difference to the parent),
+    ``acc/noise-<eps>`` (the model's accuracy under that noise), ``parent_acc/<eps>``; with
+    ``ctx.baseline``: ``baseline_match/<eps>``, ``baseline_softmax_l2/<eps>``, ``baseline_logit_l2/<eps>``
+    (baseline vs. the same parent) and ``baseline_acc/<eps>``.
+    Options: ``n`` images (default 1000, the first of the test split), ``draws`` per image (default
+    100; fewer for quick runs), ``eps`` (list; default linspace(0, 0.7, 15)), ``batch_rows``
+    (rows per forward pass; default max(ctx.batch_size, draws)).
+    """
+    if options:
+        raise UserError(f"unknown option(s) {sorted(options)} for evaluator 'noise-similarity'; "
+                        "it takes n, draws, eps, batch_rows")
+    parent = ctx.require_parent("noise-similarity")
+    baseline = ctx.baseline
+    draws = positive_int(draws, "draws")
+    eps_grid = float_list(eps, "eps")
+    rows = positive_int(batch_rows, "batch_rows") if batch_rows is not None else max(ctx.batch_size, draws)
+    x01, y = test_images(ctx, n)
+    dev = device_of(ctx)
+    gen = generator(ctx)
+    out: dict[str, float] = {}
+    with eval_mode(model, parent, baseline):
+        for e in eps_grid:
+            k = 1 if e == 0.0 else draws
+            per_chunk = max(1, rows // k)
+            sums = torch.zeros(9, device=dev, dtype=torch.float64)
+            for i in range(0, len(x01), per_chunk):
+                xb = ctx.data.normalize(x01[i : i + per_chunk]).repeat_interleave(k, 0)
+                yb = y[i : i + per_chunk].repeat_interleave(k, 0)
+                if e > 0.0:
+                    xb += torch.empty_like(xb).uniform_(-e, e, generator=gen)
+                lm, lp = model(xb).float(), parent(xb).float()
+                m, sm, lg = _compare(lm, lp)
+                stats = [m, sm, lg, (lm.argmax(1) == yb).sum(), (lp.argmax(1) == yb).sum()]
+                if baseline is not None:
+                    lb = baseline(xb).float()
+                    stats += [*_compare(lb, lp), (lb.argmax(1) == yb).sum()]
+                sums[: len(stats)] += torch.stack([s.double() for s in stats])
+            means = (sums / (len(x01) * k)).tolist()
+            key = num_key(e)
+            out[f"match/{key}"], out[f"softmax_l2/{key}"], out[f"logit_l2/{key}"] = means[0:3]
+            out[f"acc/noise-{key}"], out[f"parent_acc/{key}"] = means[3:5]
+            if baseline is not None:
+                out[f"baseline_match/{key}"], out[f"baseline_softmax_l2/{key}"] = means[5:7]
+                out[f"baseline_logit_l2/{key}"], out[f"baseline_acc/{key}"] = means[7:9]
+    return out

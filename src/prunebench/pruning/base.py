@@ -1,0 +1,59 @@
+"""Pruning interfaces: the method registry, what a method receives, and the one entry point ``prune``.
+
+Vocabulary used everywhere in prunebench:
+  * ``prune_ratio`` = fraction of the *prunable* parameters (weights of the selected Conv2d /
+    Linear layers) that are removed. Never a keep ratio, never a channel ratio.
+  * importance (how much a weight / channel matters) is kept apart from allocation (how much to
+    prune where): a method computes scores, an allocation rule turns them into masks.
+
+A method is a function registered with
+``@METHODS.register("wt", structured=False, data_informed=False)`` and the signature
+``f(model, state, ratio, ctx) -> dict[str, Tensor]``: it returns the *new* masks (same keys as
+``state.masks``) such that the achieved overall prune ratio is ``ratio`` (within 0.5% relative),
+never reviving a weight that ``state.masks`` already pruned (cascade).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from prunebench.data.base import Dataset
+from prunebench.errors import UserError
+from prunebench.registry import Registry
+
+
+@dataclass
+class PruneContext:
+    """What a method may use besides the weights: data, device, randomness and its options."""
+
+    data: Dataset | None = None  # data-informed methods draw their batch from data.val, never data.test
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def generator(self, device: torch.device | str = "cpu") -> torch.Generator:
+        return torch.Generator(device=device).manual_seed(self.seed)
+
+    def require_data(self, method: str) -> Dataset:
+        if self.data is None:
+            raise UserError(f"method {method!r} is data-informed and needs a dataset; pass --data NAME (its validation split is used)")
+        return self.data
+
+
+class PruningMethod(Protocol):
+    def __call__(self, model: nn.Module, state: "PruningState", ratio: float, ctx: PruneContext) -> dict[str, torch.Tensor]: ...
+
+
+METHODS: Registry[PruningMethod] = Registry("pruning method")
+
+
+def check_ratio(ratio: float) -> float:
+    if not 0.0 <= float(ratio) < 1.0:
+        raise UserError(f"prune ratio must be in [0, 1), got {ratio}; it is the fraction of prunable weights removed (e.g. 0.5)")
+    return float(ratio)
+
+
+from prunebench.pruning.masks import PruningState  # noqa: E402  (re-export; masks imports nothing from here)

@@ -1,0 +1,32 @@
+"""Shared fixtures: real data locations and an isolated prunebench cache per test session."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("PRUNEBENCH_SHARED", REPO.parent / "shared"))
+MNIST_ROOT = SHARED / "data" / "mnist"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Validation splits and corrupted sets go to a temporary cache, never the user's."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def fmnist():
+    """Fashion-MNIST, real files, small subsets for speed (validation split is the real 6000)."""
+    from prunebench.data import load_dataset
+
+    return load_dataset("fashion-mnist", train_limit=6000, test_limit=2000)
+
+
+@pytest.fixture(scope="session")
+def mnist_root() -> Path:
+    if not (MNIST_ROOT / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real MNIST test set not found at {MNIST_ROOT} (set PRUNEBENCH_SHARED)")
+    return MNIST_ROOT
