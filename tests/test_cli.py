@@ -1,0 +1,66 @@
+"""The ``prunebench`` command as a user runs it: help with examples, one-line errors with exit 2,
+train -> evaluate on real data."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from prunebench.cli.main import COMMANDS
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "prunebench", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.mark.parametrize("command", [c if c != "listing" else "list" for c in COMMANDS])
+def test_every_command_has_help_with_example(command: str) -> None:
+    out = cli(command, "--help")
+    assert out.returncode == 0 and "example" in out.stdout.lower() and "prunebench" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--model", "lenet6", "--data", "fashion-mnist"], "unknown model 'lenet6'"),
+        (["train", "--model", "lenet5", "--data", "cifar11"], "unknown dataset 'cifar11'"),
+        (["train", "--model", "lenet5", "--data", "fashion-mnist", "--lr", "-1"], "bad training option lr"),
+        (["evaluate", "missing.safetensors"], "checkpoint not found"),
+        (["train", "--model", "lenet5", "--data", "npz"], "--data-root FILE.npz"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
+    out = cli(*args, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in out.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_debug_shows_traceback(tmp_path: Path) -> None:
+    out = cli("--debug", "evaluate", "missing.safetensors", cwd=tmp_path)
+    assert out.returncode != 0 and "Traceback" in out.stderr
+
+
+def test_train_then_evaluate(tmp_path: Path) -> None:
+    out = cli("train", "--model", "lenet5", "--data", "fashion-mnist", "--epochs", "1", "--train-limit", "4000",
+              "--batch-size", "32", "--out", str(tmp_path / "ck"), "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert "test accuracy" in out.stdout
+    meta = json.loads((tmp_path / "ck.json").read_text())
+    assert meta["model"] == "lenet5" and meta["dataset"] == "fashion-mnist"
+    ev = cli("evaluate", str(tmp_path / "ck.safetensors"), "--out", str(tmp_path / "eval.json"))
+    assert ev.returncode == 0, ev.stderr
+    metrics = json.loads((tmp_path / "eval.json").read_text())
+    assert metrics["test_acc"] == pytest.approx(meta["metrics"]["test_acc"])  # same model, same test set
+    assert 0.6 < metrics["test_acc"] <= 1.0
+
+
+def test_list_registries() -> None:
+    models = cli("list", "models")
+    assert models.returncode == 0 and "resnet20" in models.stdout and "lenet5" in models.stdout
+    data = cli("list", "datasets")
+    assert "fashion-mnist" in data.stdout and "cifar10" in data.stdout and "npz" in data.stdout
