@@ -64,3 +64,28 @@ def test_list_registries() -> None:
     assert models.returncode == 0 and "resnet20" in models.stdout and "lenet5" in models.stdout
     data = cli("list", "datasets")
     assert "fashion-mnist" in data.stdout and "cifar10" in data.stdout and "npz" in data.stdout
+
+
+def test_prune_cascade_and_bad_ratio(tmp_path: Path) -> None:
+    from prunebench.store import load_checkpoint
+
+    assert cli("train", "--model", "lenet5", "--data", "fashion-mnist", "--epochs", "1", "--train-limit", "1000",
+               "--out", str(tmp_path / "parent"), "--no-progress").returncode == 0
+    out = cli("prune", str(tmp_path / "parent.safetensors"), "--method", "wt", "--ratio", "0.7",
+              "--out", str(tmp_path / "p70"), "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert "0.7000" in out.stdout and "test accuracy" in out.stdout
+    p70 = load_checkpoint(tmp_path / "p70")
+    state = p70.pruning_state()
+    assert state.prune_ratio() == pytest.approx(0.7, rel=0.005)
+    # Cascade: pruning further keeps every weight that was already pruned at zero.
+    assert cli("prune", str(tmp_path / "p70.safetensors"), "--method", "wt", "--ratio", "0.9",
+               "--out", str(tmp_path / "p90"), "--no-progress").returncode == 0
+    p90 = load_checkpoint(tmp_path / "p90")
+    for name, mask in p70.masks.items():
+        assert not (p90.masks[name] & ~mask).any(), name
+    assert p90.pruning_state().prune_ratio() == pytest.approx(0.9, rel=0.005)
+    assert [p["method"] for p in p90.meta["pruning"]] == ["wt", "wt"]
+    for args, msg in [(["--ratio", "1.0"], "prune ratio must be in [0, 1)"), (["--ratio", "0.5"], "never revived")]:
+        bad = cli("prune", str(tmp_path / "p90.safetensors"), "--method", "wt", *args, "--out", str(tmp_path / "bad"))
+        assert bad.returncode == 2 and msg in bad.stderr and not (tmp_path / "bad.json").exists()

@@ -14,7 +14,8 @@ device, and are never revived: :meth:`PruningState.update` ANDs new masks into t
 """
 from __future__ import annotations
 
-from typing import Mapping
+import itertools
+from typing import Iterable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +24,24 @@ from prunebench.errors import UserError
 from prunebench.pruning.selection import Selection, module_name
 
 MASK_PREFIX = "mask/"
+
+
+def _base_of(first: Tensor, numel: int) -> Tensor:
+    """The flat 1-D buffer of ``numel`` elements that starts at ``first`` (views made by ``_set``)."""
+    return first.as_strided((numel,), (1,), first.storage_offset())
+
+
+def _is_flat_view_chain(tensors: list[Tensor], device: torch.device) -> bool:
+    """True if the tensors are contiguous bool views laid out back to back in one storage."""
+    if not tensors or any(t.dtype != torch.bool or t.device != device or not t.is_contiguous() for t in tensors):
+        return False
+    storage = tensors[0].untyped_storage().data_ptr()
+    pos = tensors[0].storage_offset()
+    for t in tensors:
+        if t.untyped_storage().data_ptr() != storage or t.storage_offset() != pos:
+            return False
+        pos += t.numel()
+    return pos <= tensors[0].untyped_storage().nbytes()
 
 
 class MaskViolation(RuntimeError):
@@ -34,15 +53,21 @@ class PruningState:
 
     Attributes:
         masks: ordered ``parameter name -> bool Tensor`` (same shape/device as the weight);
-            True = kept. Change it only through :meth:`update` (which never revives).
+            True = kept. Read-only views: change masks only through :meth:`update` (which never
+            revives and never mutates tensors handed out earlier).
         selection: the layer-selection policy the masks were created for.
+
+    Internally all masks of one device are views of one flat bool buffer, so bookkeeping
+    (counts, casts, ANDs) costs a handful of kernels, not a few per layer.
     """
 
     def __init__(self, model: nn.Module, masks: Mapping[str, Tensor], selection: Selection | None = None) -> None:
         self.selection = selection if selection is not None else Selection()
-        self.masks: dict[str, Tensor] = {k: v.detach().bool() for k, v in masks.items()}
+        self.masks: dict[str, Tensor] = dict(masks)
+        self._fresh = True  # masks came from outside: copy them once into our own buffers
         self._params: dict[str, Tensor] = {}
         self._all_params: list[Tensor] = []
+        self._kept: dict[str, int] = {}  # per-layer kept counts (python ints: reporting needs no kernels)
         self._active: list[str] = []  # keys of masks that prune at least one weight
         self._apply_params: list[Tensor] = []
         self._apply_masks: list[Tensor] = []  # masks pre-cast to each parameter's dtype
@@ -59,7 +84,16 @@ class PruningState:
                 f"{type(model).__name__} has no prunable layers (Conv2d/Linear weights) under the selection "
                 f"{selection.to_dict()}; relax exclude_names/exclude_types or prune a model with Conv2d/Linear layers"
             )
-        masks = {k: torch.ones(p.shape, dtype=torch.bool, device=p.device) for k, p in weights.items()}
+        flats: dict[torch.device, Tensor] = {}
+        for p in weights.values():
+            flats.setdefault(p.device, None)
+        for dev in flats:
+            flats[dev] = torch.ones(sum(p.numel() for p in weights.values() if p.device == dev), dtype=torch.bool, device=dev)
+        masks, offset = {}, dict.fromkeys(flats, 0)
+        for k, p in weights.items():
+            o = offset[p.device]
+            masks[k] = flats[p.device][o:o + p.numel()].view(p.shape)
+            offset[p.device] = o + p.numel()
         return cls(model, masks, selection)
 
     def bind(self, model: nn.Module) -> "PruningState":
@@ -75,17 +109,62 @@ class PruningState:
                 raise UserError(f"mask for {key!r} has shape {tuple(mask.shape)} but the weight has {tuple(p.shape)}; "
                                 "the masks belong to a different architecture or width")
             self._params[key] = p
-        self._rebuild()
+        order = {k: i for i, k in enumerate(params)}  # canonical order = the model's (files may sort keys)
+        self._set(dict(sorted(self.masks.items(), key=lambda kv: order[kv[0]])), reuse=not self._fresh)
+        self._fresh = False
         return self
 
+    def _groups(self, keys: Iterable[str] | None = None) -> dict[torch.device, list[str]]:
+        groups: dict[torch.device, list[str]] = {}
+        for k in self.masks if keys is None else keys:
+            groups.setdefault(self._params[k].device, []).append(k)
+        return groups
+
+    def _set(self, masks: Mapping[str, Tensor], reuse: bool) -> None:
+        """Store ``masks`` (all keys, in order) as views of one flat bool buffer per device.
+
+        ``reuse``: masks that already are back-to-back views of one buffer (made by this class)
+        are kept as they are; otherwise (e.g. user tensors) they are copied, so outside in-place
+        edits cannot change the state behind its counts.
+        """
+        self.masks = dict.fromkeys(masks)
+        for dev, keys in self._groups(masks).items():
+            parts = [masks[k] for k in keys]
+            numel = sum(t.numel() for t in parts)
+            if reuse and _is_flat_view_chain(parts, dev):
+                flat = _base_of(parts[0], numel)
+            else:
+                flat = torch.cat([t.detach().reshape(-1).to(device=dev, dtype=torch.bool) for t in parts])
+            o = 0
+            for k, t in zip(keys, parts):
+                self.masks[k] = flat[o:o + t.numel()].view(t.shape)
+                o += t.numel()
+        self._rebuild()
+
     def _rebuild(self) -> None:
-        for key, mask in self.masks.items():
-            dev = self._params[key].device
-            if mask.device != dev:
-                self.masks[key] = mask.to(dev)
-        self._active = [k for k, m in self.masks.items() if not bool(m.all())]
-        self._apply_params = [self._params[k] for k in self._active]
-        self._apply_masks = [self.masks[k].to(self._params[k].dtype) for k in self._active]
+        """Per-layer counts (one cumsum per device) and the dtype-cast masks used by :meth:`apply`."""
+        self._kept = {}
+        self._apply_params, self._apply_masks = [], []
+        for dev, keys in self._groups().items():
+            sizes = [self.masks[k].numel() for k in keys]
+            starts = [0, *itertools.accumulate(sizes)]
+            flat = _base_of(self.masks[keys[0]], starts[-1])
+            csum = flat.cumsum(0, dtype=torch.int32 if starts[-1] < 2**31 else torch.int64)
+            at_end = csum[torch.tensor([max(e - 1, 0) for e in starts[1:]], device=dev)].tolist()
+            prev = 0
+            for k, e, v in zip(keys, starts[1:], at_end):
+                v = v if e > 0 else 0
+                self._kept[k], prev = v - prev, v
+            by_dtype: dict[torch.dtype, Tensor] = {}
+            for k, o, n in zip(keys, starts, sizes):
+                if self._kept[k] == n:
+                    continue  # nothing pruned in this layer: no work in apply()
+                dt = self._params[k].dtype
+                if dt not in by_dtype:
+                    by_dtype[dt] = flat.to(dt)
+                self._apply_params.append(self._params[k])
+                self._apply_masks.append(by_dtype[dt][o:o + n].view(self.masks[k].shape))
+        self._active = [k for k in self.masks if self._kept[k] < self.masks[k].numel()]
 
     def _stale(self) -> bool:
         return any(p.device != m.device or p.dtype != m.dtype for p, m in zip(self._apply_params, self._apply_masks))
@@ -97,7 +176,7 @@ class PruningState:
         if not self._apply_params:
             return
         if self._stale():  # the model moved device / dtype since the masks were cast
-            self._rebuild()
+            self._set(self.masks, reuse=True)
         torch._foreach_mul_(self._apply_params, self._apply_masks)
 
     def on_step(self, step: int) -> None:
@@ -110,16 +189,26 @@ class PruningState:
     def update(self, new_masks: Mapping[str, Tensor]) -> "PruningState":
         """AND ``new_masks`` into the current masks (a pruned weight is never revived); returns self.
 
-        Keys missing from ``new_masks`` keep their current mask. Call :meth:`apply` afterwards.
+        Keys missing from ``new_masks`` keep their current mask. Mask tensors handed out before
+        are not modified (new buffers are built). Call :meth:`apply` afterwards.
         """
         for key, new in new_masks.items():
             if key not in self.masks:
                 raise KeyError(f"new mask for {key!r}, which is not a prunable weight of this state")
             if tuple(new.shape) != tuple(self.masks[key].shape):
                 raise ValueError(f"new mask for {key!r} has shape {tuple(new.shape)}, expected {tuple(self.masks[key].shape)}")
-            cur = self.masks[key]
-            self.masks[key] = cur & new.detach().to(device=cur.device).bool()
-        self._rebuild()
+        merged: dict[str, Tensor] = {}
+        for dev, keys in self._groups().items():
+            cur = _base_of(self.masks[keys[0]], sum(self.masks[k].numel() for k in keys))
+            parts = [(new_masks[k] if k in new_masks else self.masks[k]).detach().reshape(-1).to(device=dev, dtype=torch.bool)
+                     for k in keys]
+            flat = cur & torch.cat(parts)
+            o = 0
+            for k in keys:
+                n = self.masks[k].numel()
+                merged[k] = flat[o:o + n].view(self.masks[k].shape)
+                o += n
+        self._set({k: merged[k] for k in self.masks}, reuse=True)
         return self
 
     @torch.no_grad()
@@ -141,16 +230,18 @@ class PruningState:
     def clone(self, model: nn.Module | None = None) -> "PruningState":
         """An independent copy of the masks, bound to ``model`` (default: the same parameters)."""
         new = PruningState.__new__(PruningState)
-        new.selection = self.selection
-        new.masks = {k: m.clone() for k, m in self.masks.items()}
+        new.__dict__.update(self.__dict__)
+        new._fresh = True  # copy the buffers
         new._params = dict(self._params)
-        new._all_params = list(self._all_params)
-        new._active, new._apply_params, new._apply_masks = [], [], []
         if model is not None:
-            new.bind(model)
-        else:
-            new._rebuild()
+            return new.bind(model)
+        new._set(self.masks, reuse=False)
+        new._fresh = False
         return new
+
+    def weights(self) -> dict[str, Tensor]:
+        """The bound prunable weights (parameter name -> Parameter), in mask order."""
+        return {k: self._params[k] for k in self.masks}
 
     # ------------------------------------------------------------------ reporting
     @property
@@ -161,7 +252,7 @@ class PruningState:
     @property
     def kept(self) -> int:
         """Number of prunable weights the masks keep."""
-        return int(sum(int(m.sum()) for m in self.masks.values()))
+        return sum(self._kept.values())
 
     def density(self) -> float:
         """Fraction of prunable weights kept."""
@@ -174,7 +265,7 @@ class PruningState:
 
     def layer_densities(self) -> dict[str, float]:
         """Per-weight density, keyed by parameter name, in layer order."""
-        return {k: float(m.sum()) / m.numel() for k, m in self.masks.items()}
+        return {k: self._kept[k] / m.numel() for k, m in self.masks.items()}
 
     @property
     def nonzero_params(self) -> int:

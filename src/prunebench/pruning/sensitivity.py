@@ -40,6 +40,18 @@ PatchReduce = Literal["mean", "max"]
 _CHUNK_ELEMENTS = 1 << 23  # ~32 MB of float32 per intermediate in the max-over-patches path
 
 
+def _unfold(a: Tensor, k: tuple[int, ...], s: tuple[int, ...], d: tuple[int, ...]) -> Tensor:
+    """im2col of an already padded (B, C, H, W) input -> (B, C*kh*kw, P), same layout as F.unfold.
+
+    Built from strided views plus one copy: ~20x faster than F.unfold on CPU (torch 2.x).
+    """
+    b, c = a.shape[:2]
+    t = a.unfold(2, (k[0] - 1) * d[0] + 1, s[0]).unfold(3, (k[1] - 1) * d[1] + 1, s[1])  # B C Ho Wo kh' kw'
+    if d[0] > 1 or d[1] > 1:
+        t = t[..., :: d[0], :: d[1]]
+    return t.permute(0, 1, 4, 5, 2, 3).reshape(b, c * k[0] * k[1], t.shape[2] * t.shape[3])
+
+
 def _patches(layer: nn.Module, a: Tensor) -> Tensor:
     """Input activations as (B, G, K, P): K = in/groups * kh * kw patch entries, P patches."""
     if isinstance(layer, nn.Linear):
@@ -52,23 +64,15 @@ def _patches(layer: nn.Module, a: Tensor) -> Tensor:
         if any(pad):
             mode = "constant" if layer.padding_mode == "zeros" else layer.padding_mode
             a = F.pad(a, pad, mode=mode)
-        cols = F.unfold(a, layer.kernel_size, dilation=layer.dilation, stride=layer.stride)
-        b, _, p = cols.shape
-        return cols.view(b, layer.groups, -1, p)
+        return _unfold(a, layer.kernel_size, layer.stride, layer.dilation).unflatten(1, (layer.groups, -1))
     raise TypeError(f"sensitivity is defined for Conv2d and Linear layers, not {type(layer).__name__}")
 
 
 def _split_signs(a: Tensor) -> Tensor:
     """relu(a) and relu(-a) as two points when activations can be negative (else a unchanged)."""
-    if bool((a < 0).any()):
-        return torch.cat([a.clamp(min=0), (-a).clamp(min=0)])
+    if bool(a.amin() < 0):
+        return torch.cat([a.clamp(min=0), a.neg().clamp_(min=0)])
     return a
-
-
-def _inv_abs(z: Tensor) -> Tensor:
-    """|1 / z| with 0 where |z| <= float32 eps (the reference's g = 0 rule)."""
-    za = z.abs()
-    return za.reciprocal().masked_fill_(za <= EPS32, 0.0)
 
 
 def _max_over_patches(left: Tensor, right: Tensor) -> Tensor:
@@ -93,22 +97,21 @@ def layer_sensitivity(layer: nn.Module, a: Tensor, patch_reduce: PatchReduce = "
     """
     w = layer.weight.detach()
     dtype = torch.promote_types(w.dtype, torch.float32)
-    w = w.to(dtype)
-    A = _split_signs(_patches(layer, a.detach().to(dtype)))  # (B, G, K, P)
+    A = _split_signs(_patches(layer, a.detach().to(dtype)))  # (B, G, K, P), entries >= 0
     groups = A.shape[1]
-    W = w.reshape(groups, w.shape[0] // groups, -1)  # (G, O, K)
-    wp, wm = W.clamp(min=0), W.clamp(max=0)
-    zp = torch.matmul(wp, A)  # (B, G, O, P)
-    zm = torch.matmul(wm, A)
+    W = w.to(dtype).reshape(groups, w.shape[0] // groups, -1)  # (G, O, K)
     o = W.shape[1]
+    Wpn = torch.cat([W.clamp(min=0), W.neg().clamp_(min=0)], dim=1)  # [W+; -W-] (G, 2O, K), >= 0
+    z = torch.matmul(Wpn, A)  # [z+; -z-] (B, G, 2O, P), >= 0 (sums of non-negative products)
+    inv = z.masked_fill_(z <= EPS32, math.inf).reciprocal_()  # 1/|z|, 0 where |z| <= eps
     if patch_reduce == "mean":
-        inv = torch.cat([_inv_abs(zp), _inv_abs(zm)], dim=2)  # (B, G, 2O, P)
         r = torch.matmul(inv, A.transpose(-1, -2)).div_(A.shape[-1])  # (B, G, 2O, K)
     elif patch_reduce == "max":
-        r = _max_over_patches(torch.cat([_inv_abs(zp), _inv_abs(zm)], dim=2), A)
+        r = _max_over_patches(inv, A)
     else:
         raise ValueError(f"patch_reduce must be 'mean' or 'max', got {patch_reduce!r}")
-    g = torch.where(W > 0, r[:, :, :o], r[:, :, o:]) * W.abs()
+    # W_ik is either positive or negative: exactly one of the two ratios can be nonzero
+    g = r[:, :, :o] * Wpn[:, :o] + r[:, :, o:] * Wpn[:, o:]
     return g.reshape((g.shape[0],) + tuple(layer.weight.shape))
 
 
@@ -198,11 +201,10 @@ def sample_size(model: nn.Module, layers: Mapping[str, nn.Module], example: Tens
     return int(math.ceil(c * math.log(8.0 * eta_star / delta)))
 
 
-def sensitivity_inputs(data: Dataset, n: int, *, generator: torch.Generator,
-                       device: torch.device | str = "cpu") -> Tensor:
-    """``n`` normalized validation images (seeded draw), capped at half the validation split.
-
-    Never touches the test split: pruning decisions must not see test data.
+def sensitivity_batch(data: Dataset, n: int, *, generator: torch.Generator,
+                      device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """``n`` normalized validation images and their labels (seeded draw), capped at half the
+    validation split. Never touches the test split: pruning decisions must not see test data.
     """
     val = data.val
     if len(val) < 2:
@@ -210,5 +212,11 @@ def sensitivity_inputs(data: Dataset, n: int, *, generator: torch.Generator,
                         "validation split (increase the validation fraction)")
     n = max(1, min(int(n), len(val) // 2))
     idx = torch.randperm(len(val), generator=generator)[:n].sort().values
-    x = val.subset(idx.to(val.x.device)).float_images().to(device)
-    return data.normalize(x)
+    sub = val.subset(idx.to(val.x.device))
+    return data.normalize(sub.float_images().to(device)), sub.y.to(device)
+
+
+def sensitivity_inputs(data: Dataset, n: int, *, generator: torch.Generator,
+                       device: torch.device | str = "cpu") -> Tensor:
+    """The images of :func:`sensitivity_batch` (the set S of SiPP / PFP)."""
+    return sensitivity_batch(data, n, generator=generator, device=device)[0]

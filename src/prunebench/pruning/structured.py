@@ -191,6 +191,7 @@ def analyse(model: nn.Module, layer_names: Sequence[str], example_input: Tensor)
 
 
 def _rebind(struct: ChannelStructure, model: nn.Module) -> ChannelStructure:
+    """The cached maps with the layers of ``model`` (the cache holds names only, no modules)."""
     layers = {n: model.get_submodule(n) for n in struct.layers}
     return ChannelStructure(layers, struct.groups, struct.out_map, struct.in_map, struct.n, struct.group_of)
 
@@ -252,9 +253,9 @@ def _analyse(model: nn.Module, names: list[str], example: Tensor) -> ChannelStru
     for g in groups:
         if not g.reason:
             g.offset, n = n, n + g.size
-    layers = {name: work.get_submodule(name) for name in names}
-    out_map = {name: torch.full((m.weight.shape[0],), n, dtype=torch.long) for name, m in layers.items()}
-    in_map = {name: torch.full((m.weight.shape[1],), n, dtype=torch.long) for name, m in layers.items()}
+    shapes = {name: tuple(work.get_submodule(name).weight.shape) for name in names}
+    out_map = {name: torch.full((shape[0],), n, dtype=torch.long) for name, shape in shapes.items()}
+    in_map = {name: torch.full((shape[1],), n, dtype=torch.long) for name, shape in shapes.items()}
     group_of = torch.empty(n, dtype=torch.long)
     for gi, (g, members) in enumerate(zip(groups, raw)):
         if not g.prunable:
@@ -263,7 +264,7 @@ def _analyse(model: nn.Module, names: list[str], example: Tensor) -> ChannelStru
         for name, produces, idxs, root_idxs in members:
             target = out_map[name] if produces else in_map[name]
             target[torch.tensor(idxs, dtype=torch.long)] = g.offset + torch.tensor(root_idxs, dtype=torch.long)
-    return ChannelStructure(layers, groups, out_map, in_map, n, group_of)
+    return ChannelStructure(dict.fromkeys(names), groups, out_map, in_map, n, group_of)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------- inputs
@@ -296,125 +297,3 @@ def example_input_for(model: nn.Module, data=None, options: Mapping | None = Non
             continue
     raise UserError(f"cannot guess the input shape of {type(model).__name__}; "
                     "pass the option input_shape=[C, H, W] (or a dataset)")
-
-
-# ---------------------------------------------------------------------- budgets
-@dataclass
-class Problem:
-    """One structured pruning call: the channel structure, what is left, and the weight budget."""
-
-    struct: ChannelStructure
-    counts: dict[str, Tensor]
-    alive: Tensor  # bool[n]: channels not yet fully pruned (cascade)
-    total: int  # prunable weights
-    target: float  # prunable weights to keep: (1 - ratio) * total
-    tol: float  # the adjustment step aims at |kept - target| <= tol
-    example: Tensor  # the tracing input
-
-    def current_ratio(self) -> float:
-        """Prune ratio of the masks this call started from."""
-        return 1.0 - sum(float(c.sum()) for c in self.counts.values()) / self.total
-
-    def keep_floor(self) -> Tensor:
-        """The sparsest admissible keep vector: the best alive channel of every group."""
-        return self.alive & (self.struct.rank_in_group(torch.zeros(self.struct.n), self.alive) < 1)
-
-
-def setup(model: nn.Module, state, ratio: float, ctx, method: str, example: Tensor | None = None) -> Problem:
-    """Validate the call and build the :class:`Problem` (UserError if nothing can be pruned)."""
-    from prunebench.pruning.base import check_ratio
-
-    ratio = check_ratio(ratio)
-    example = example if example is not None else example_input_for(model, ctx.data, ctx.options)
-    names = [module_name(k) for k in state.masks]
-    struct = analyse(model, names, example)
-    if struct.n == 0:
-        why = "; ".join(sorted({f"{g.root}: {g.reason}" for g in struct.groups}))[:400]
-        raise UserError(f"structured method {method!r} finds no channel group of {type(model).__name__} it can remove "
-                        f"as a whole ({why}); use an unstructured method or select the coupled layers")
-    counts = struct.counts(state.masks)
-    total = state.total
-    # aim well inside the 0.5%-relative contract so rounding never breaks it
-    tol = max(0.5, 1e-3 * ratio * total)
-    return Problem(struct, counts, struct.alive(state.masks, counts), total, (1.0 - ratio) * total, tol, example)
-
-
-def check_reachable(prob: Problem, ratio: float, method: str) -> None:
-    """UserError if even one channel per group leaves more than the budget."""
-    floor = prob.struct.remaining(prob.keep_floor(), prob.counts)
-    if floor > prob.target + prob.tol:
-        best = 1.0 - floor / prob.total
-        raise UserError(f"{method!r} cannot reach prune ratio {ratio:.4f} on this model: keeping one channel per "
-                        f"group and the unprunable layers leaves ratio {best:.4f} at most; ask for <= {best:.3f} "
-                        "or use an unstructured method")
-
-
-def fit_to_budget(prob: Problem, keep: Tensor, score: Tensor, max_steps: int = 5000) -> Tensor:
-    """The exact adjustment step after root finding (integer channel counts make the parameter
-    count a step function, so Brent alone can miss the target).
-
-    Greedy: while more than ``tol`` weights above the budget, remove the lowest-``score`` kept
-    channel whose removal does not undershoot by more than ``tol`` (never the last channel of a
-    group); while below, revive the highest-scored channel this call removed that fits. If no
-    channel fits, the smallest one is toggled when that brings the count closer. ``score`` should
-    be comparable across groups (the callers normalise within each group). Each channel is
-    toggled at most once, so the loop ends; the best keep vector seen is returned.
-    """
-    st, counts = prob.struct, prob.counts
-    keep = keep.clone() & prob.alive
-    gid = st.group_of
-    per_group = st.per_group(keep)
-    kept = st.remaining(keep, counts)
-    best_err, best = abs(kept - prob.target), keep.clone()
-    touched = torch.zeros(st.n, dtype=torch.bool)
-    for _ in range(max_steps):
-        err = kept - prob.target
-        if abs(err) <= prob.tol:
-            break
-        pot = st.potential(keep, counts)
-        if err > 0:
-            cand = keep & (per_group[gid] > 1) & ~touched & (pot > 0)
-            fits = cand & (pot <= err + prob.tol)
-            pick_from, lowest_first = fits, True
-        else:
-            cand = prob.alive & ~keep & ~touched & (pot > 0)
-            fits = cand & (pot <= -err + prob.tol)
-            pick_from, lowest_first = fits, False
-        if bool(fits.any()):
-            s = torch.where(pick_from, score.double(), torch.full((st.n,), torch.inf if lowest_first else -torch.inf,
-                                                                  dtype=torch.float64))
-            c = int(s.argmin() if lowest_first else s.argmax())
-        elif bool(cand.any()):
-            c = int(torch.where(cand, pot, torch.full_like(pot, torch.inf)).argmin())
-            if abs(abs(err) - float(pot[c])) >= abs(err):
-                break
-        else:
-            break
-        keep[c] = not bool(keep[c])
-        per_group[gid[c]] += 1 if bool(keep[c]) else -1
-        touched[c] = True
-        kept = st.remaining(keep, counts)
-        if abs(kept - prob.target) < best_err:
-            best_err, best = abs(kept - prob.target), keep.clone()
-    return best
-
-
-def normalised(score: Tensor, struct: ChannelStructure, alive: Tensor) -> Tensor:
-    """Scores divided by their group's mean over alive channels (comparable across groups)."""
-    s = score.to(torch.float64).clamp(min=0)
-    sums = torch.zeros(len(struct.groups), dtype=torch.float64).index_add_(0, struct.group_of, torch.where(alive, s, 0.0))
-    cnt = struct.per_group(alive).clamp(min=1).double()
-    mean = (sums / cnt)[struct.group_of]
-    return torch.where(mean > 0, s / mean.clamp(min=1e-300), s)
-
-
-def finish(prob: Problem, keep: Tensor, state, method: str, ratio: float) -> dict[str, Tensor]:
-    """Expand ``keep`` to weight masks and warn if the 0.5% contract could not be met."""
-    import warnings
-
-    masks = prob.struct.expand(keep, state.masks)
-    achieved = 1.0 - sum(int(m.count_nonzero()) for m in masks.values()) / prob.total
-    if abs(achieved - ratio) > 0.005 * ratio and prob.current_ratio() < ratio:
-        warnings.warn(f"{method}: achieved prune ratio {achieved:.4f} misses the target {ratio:.4f} by more than 0.5% "
-                      "(channel granularity too coarse for this model)", stacklevel=3)
-    return masks

@@ -34,6 +34,16 @@ class Checkpoint:
     meta: dict[str, Any]
     masks: dict[str, torch.Tensor] = field(default_factory=dict)
 
+    def pruning_state(self):
+        """The masks as a ``PruningState`` bound to (and applied on) the model; None for a dense checkpoint."""
+        if not self.masks:
+            return None
+        from prunebench.pruning import PruningState
+
+        state = PruningState(self.model, self.masks)
+        state.verify(self.model)  # weights and masks must agree: nothing regrew before saving
+        return state
+
 
 def paths(path: str | Path) -> tuple[Path, Path]:
     """The (.safetensors, .json) pair for a checkpoint path given with or without a suffix."""

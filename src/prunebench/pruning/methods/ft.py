@@ -7,7 +7,7 @@ is the concatenation of the rows of every producer, so its L1 norm is the sum of
 row norms (L2: root of the summed squares). Allocation: every group keeps the same fraction f of
 its channels (``ceil(f * channels)``, at least one, at most the alive ones); f is found by Brent's
 method (``scipy.optimize.brentq``) on the remaining parameter count, then the exact adjustment
-step (:func:`~prunebench.pruning.structured.fit_to_budget`) moves a few lowest-scored channels
+step (:func:`~prunebench.pruning.channel_budget.fit_to_budget`) moves a few lowest-scored channels
 to land within 0.1% of the budget. On a plain chain a group is one layer, so "every layer keeps
 the same fraction of its filters" holds as in the reference; the class outputs are never pruned.
 """
@@ -20,7 +20,8 @@ from torch import Tensor, nn
 from prunebench.errors import UserError
 from prunebench.pruning.base import METHODS, PruneContext
 from prunebench.pruning.masks import PruningState
-from prunebench.pruning.structured import Problem, check_reachable, finish, fit_to_budget, normalised, setup
+from prunebench.pruning.options import method_options
+from prunebench.pruning.channel_budget import Problem, check_reachable, finish, fit_to_budget, normalised, setup
 
 
 def filter_norms(model: nn.Module, prob: Problem, masks: dict[str, Tensor], p: int = 1) -> Tensor:
@@ -62,10 +63,15 @@ def uniform_fraction_keep(prob: Problem, score: Tensor) -> Tensor:
     return fit_to_budget(prob, keep, normalised(score, st, prob.alive))
 
 
-@METHODS.register("ft", structured=True, data_informed=False)
+@METHODS.register("ft", structured=True, data_informed=False, options=("norm", "input_shape"))
 def ft(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) -> dict[str, Tensor]:
-    """Filter thresholding: drop the smallest-norm filters, the same fraction in every group."""
-    norm = str(ctx.options.get("norm", "l1")).lower()
+    """Filter thresholding: drop the smallest-norm filters, the same fraction in every group.
+
+    Options: ``norm`` ("l1" default, or "l2"); ``input_shape`` (C, H, W) for tracing the channel
+    dependencies when no dataset is given (default: guessed from the first layer).
+    """
+    opts = method_options("ft", ctx.options, norm="l1", input_shape=None)
+    norm = str(opts["norm"]).lower()
     if norm not in ("l1", "l2"):
         raise UserError(f"ft option norm must be 'l1' or 'l2', got {norm!r}")
     prob = setup(model, state, ratio, ctx, "ft")

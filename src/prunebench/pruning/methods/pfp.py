@@ -21,10 +21,10 @@ max_l p^l_j. On a plain chain this is exactly the per-layer rule. For a Linear b
 the channel sensitivity is the max over that channel's H*W input features (more patches).
 Pruning an input channel removes the producer's filter; the image channels have no producer and
 are never pruned. Because n_g are integers, Brent's root can miss the budget, so the exact
-adjustment step (:func:`~prunebench.pruning.structured.fit_to_budget`) follows.
+adjustment step (:func:`~prunebench.pruning.channel_budget.fit_to_budget`) follows.
 
 Options: ``num_samples`` (|S|, default the formula, capped at half the validation split),
-``batch_size`` (sensitivity forward batch, default 32).
+``batch_size`` (sensitivity forward batch, default 32), ``input_shape`` (tracing; default the data's).
 """
 from __future__ import annotations
 
@@ -37,8 +37,9 @@ from torch import Tensor, nn
 
 from prunebench.pruning.base import METHODS, PruneContext
 from prunebench.pruning.masks import PruningState
+from prunebench.pruning.options import method_options
 from prunebench.pruning.sensitivity import channel_sensitivity, layer_output_sizes, sample_size, sensitivity_inputs
-from prunebench.pruning.structured import Problem, check_reachable, finish, fit_to_budget, normalised, setup
+from prunebench.pruning.channel_budget import Problem, check_reachable, finish, fit_to_budget, normalised, setup
 
 C_CONST = 3.0  # the constant C of PFP / SiPP
 LOG_EPS_RANGE = (math.log(1e-300), math.log(1e150))
@@ -111,15 +112,15 @@ def channel_scores(model: nn.Module, prob: Problem, state: PruningState, ctx: Pr
     return score[: st.n], pairs
 
 
-@METHODS.register("pfp", structured=True, data_informed=True)
+@METHODS.register("pfp", structured=True, data_informed=True, options=("num_samples", "batch_size", "input_shape"))
 def pfp(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) -> dict[str, Tensor]:
     """Deterministic PFP: keep the top-n_g channels by sensitivity, one eps for the whole net."""
-    data = ctx.require_data("pfp")
+    method_options("pfp", ctx.options, num_samples=None, batch_size=32, input_shape=None)
+    ctx.require_data("pfp")  # fail before any work
     prob = setup(model, state, ratio, ctx, "pfp")
     if prob.current_ratio() >= ratio:  # the cascade already removed enough
         return {k: m.clone() for k, m in state.masks.items()}
     check_reachable(prob, ratio, "pfp")
-    del data
     st = prob.struct
     score, pairs = channel_scores(model, prob, state, ctx)
     rank = st.rank_in_group(score, prob.alive)

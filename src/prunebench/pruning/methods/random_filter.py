@@ -10,13 +10,15 @@ from torch import Tensor, nn
 
 from prunebench.pruning.base import METHODS, PruneContext
 from prunebench.pruning.masks import PruningState
+from prunebench.pruning.options import method_options
 from prunebench.pruning.methods.ft import uniform_fraction_keep
-from prunebench.pruning.structured import check_reachable, finish, setup
+from prunebench.pruning.channel_budget import check_reachable, finish, setup
 
 
-@METHODS.register("random-filter", structured=True, data_informed=False)
+@METHODS.register("random-filter", structured=True, data_informed=False, options=("input_shape",))
 def random_filter(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) -> dict[str, Tensor]:
-    """Remove uniformly random channels, the same fraction of every group."""
+    """Remove uniformly random channels, the same fraction of every group (option ``input_shape`` as for ft)."""
+    method_options("random-filter", ctx.options, input_shape=None)
     prob = setup(model, state, ratio, ctx, "random-filter")
     if prob.current_ratio() >= ratio:  # the cascade already removed enough
         return {k: m.clone() for k, m in state.masks.items()}

@@ -1,0 +1,51 @@
+"""Random unstructured pruning: the uniform baseline and the layer-wise density schemes of
+Liu et al., "The Unreasonable Effectiveness of Random Pruning" (ICLR 2022).
+
+One registry entry per scheme, so every scheme is tested and listed on its own:
+  * ``random``             uniform: every layer keeps the same fraction d (methods.md "Random");
+  * ``random-uniform-plus`` first layer dense, last layer >= ``last_min_density`` (0.2), rest uniform;
+  * ``random-er``          Erdos-Renyi densities;
+  * ``random-erk``         Erdos-Renyi-Kernel densities (iterative dense set);
+  * ``random-erk-plus``    ERK with the last layer at ``last_density`` (default 1.0, dense).
+Inside each layer the kept weights are chosen uniformly at random, seeded by ``ctx.seed``
+(random numbers drawn on CPU: identical masks on every device). ``exact=True`` (default) keeps
+exactly round(density * N_l) weights; ``exact=False`` draws Bernoulli(density) per weight as the
+reference code does (realised ratio drifts; the state reports the realised one).
+Cascade: weights already pruned stay pruned; a layer already sparser than its scheme density
+keeps its weights and the others absorb the difference (water-filling), so the total is exact.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from torch import Tensor, nn
+
+from prunebench.pruning.allocation import (
+    erk_densities, erk_plus_densities, er_densities, random_masks, uniform_densities, uniform_plus_densities,
+)
+from prunebench.pruning.base import METHODS, PruneContext
+from prunebench.pruning.masks import PruningState
+from prunebench.pruning.options import method_options
+
+
+def _random(name: str, scheme: Callable[..., dict[str, float]], **scheme_defaults: Any):
+    def method(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) -> dict[str, Tensor]:
+        opts = method_options(name, ctx.options, exact=True, **scheme_defaults)
+        shapes = {k: tuple(m.shape) for k, m in state.masks.items()}
+        density = 1.0 - ratio
+        if density >= 1.0:
+            return {k: m.clone() for k, m in state.masks.items()}
+        dens = scheme(shapes, density, **{k: float(opts[k]) for k in scheme_defaults})
+        return random_masks(dens, state.masks, exact=bool(opts["exact"]), generator=ctx.generator("cpu"))
+
+    method.__name__ = name.replace("-", "_")
+    method.__doc__ = f"Random pruning with {scheme.__name__.replace('_densities', '')} layer-wise densities."
+    return METHODS.register(name, structured=False, data_informed=False,
+                            options=("exact", *scheme_defaults))(method)
+
+
+random_uniform = _random("random", uniform_densities)
+random_uniform_plus = _random("random-uniform-plus", uniform_plus_densities, last_min_density=0.2)
+random_er = _random("random-er", er_densities)
+random_erk = _random("random-erk", erk_densities)
+random_erk_plus = _random("random-erk-plus", erk_plus_densities, last_density=1.0)

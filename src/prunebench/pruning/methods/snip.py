@@ -1,0 +1,58 @@
+"""SNIP as a pruning criterion (Lee et al., "SNIP", ICLR 2019, Eq. 6; also usable at initialization).
+
+Score |w * dL/dw| = |dL/dc| for a multiplicative mask c at c = 1, with L the mean cross-entropy
+over S (a seeded draw from the validation split, accumulated in chunks), normalised by the sum
+over all prunable weights; global top-k. The model runs in eval mode by default (BN running
+statistics, deterministic); ``train_mode=True`` uses batch statistics as SNIP-at-init does.
+
+Options: ``num_samples`` (|S|, default as SiPP/PFP's formula), ``batch_size`` (default 64),
+``train_mode`` (default False). The parameters' ``.grad`` are left untouched.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from prunebench.pruning.allocation import global_topk
+from prunebench.pruning.base import METHODS, PruneContext
+from prunebench.pruning.masks import PruningState
+from prunebench.pruning.options import method_options
+from prunebench.pruning.selection import module_name
+from prunebench.pruning.sensitivity import sample_size, sensitivity_batch
+
+
+@METHODS.register("snip", structured=False, data_informed=True, options=("num_samples", "batch_size", "train_mode"))
+def snip(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) -> dict[str, Tensor]:
+    """Keep the weights with the largest connection sensitivity |w * dL/dw|."""
+    opts = method_options("snip", ctx.options, num_samples=None, batch_size=64, train_mode=False)
+    data = ctx.require_data("snip")
+    weights = state.weights()
+    dev = next(iter(weights.values())).device
+    n = opts["num_samples"]
+    if n is None:
+        layers = {module_name(k): model.get_submodule(module_name(k)) for k in state.masks}
+        x1, _ = sensitivity_batch(data, 1, generator=ctx.generator("cpu"), device=dev)
+        n = sample_size(model, layers, x1)
+    x, y = sensitivity_batch(data, int(n), generator=ctx.generator("cpu"), device=dev)
+    params = list(weights.values())
+    grads = [torch.zeros_like(p) for p in params]
+    was_training = model.training
+    model.train(bool(opts["train_mode"]))
+    try:
+        bs = int(opts["batch_size"])
+        for i in range(0, len(x), bs):
+            xb, yb = x[i:i + bs], y[i:i + bs]
+            with torch.enable_grad():
+                loss = F.cross_entropy(model(xb), yb, reduction="sum") / len(x)  # mean over all of S
+                gs = torch.autograd.grad(loss, params, allow_unused=True)
+            for acc, g in zip(grads, gs):
+                if g is not None:
+                    acc.add_(g)
+    finally:
+        model.train(was_training)
+    scores = {k: (p.detach() * g).abs() for (k, p), g in zip(weights.items(), grads)}
+    total = sum(float(s.sum()) for s in scores.values())
+    if total > 0:
+        scores = {k: s / total for k, s in scores.items()}
+    return global_topk(scores, state.masks, ratio)

@@ -1,0 +1,20 @@
+"""WT, weight thresholding: global magnitude pruning (torchprune ``ThresNet``; Han et al. 2015).
+
+Score |w|; one global threshold over all prunable layers keeps the top-(d * total) weights.
+"""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from prunebench.pruning.allocation import global_topk
+from prunebench.pruning.base import METHODS, PruneContext
+from prunebench.pruning.masks import PruningState
+from prunebench.pruning.options import method_options
+
+
+@METHODS.register("wt", structured=False, data_informed=False, options=())
+def wt(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) -> dict[str, Tensor]:
+    """Keep the globally largest-magnitude weights."""
+    method_options("wt", ctx.options)
+    scores = {k: p.detach().abs() for k, p in state.weights().items()}
+    return global_topk(scores, state.masks, ratio)
