@@ -2,7 +2,7 @@
 from prunebench.evaluation.base import EVALUATORS, EvalContext, predict_logits
 
 from prunebench.evaluation import (  # noqa: F401,E402  (registration)
-    adversarial, calibration, informative_features, nominal, noise_similarity, ood, trainability,
+    adversarial, calibration, corruptions_eval, informative_features, nominal, noise_similarity, ood, trainability,
 )
 
 __all__ = ["EVALUATORS", "EvalContext", "predict_logits"]

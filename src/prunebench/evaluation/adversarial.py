@@ -99,7 +99,7 @@ def adversarial(model: nn.Module, ctx: EvalContext, n: int = 1000, eps: Any = No
     with eval_mode(model):
         with torch.no_grad():
             clean_ok = torch.cat([f(x01[i : i + bs]).argmax(1) == y[i : i + bs] for i in range(0, len(x01), bs)])
-        out["clean_acc"] = clean_ok.float().mean().item()
+        out["clean_acc"] = clean_ok.double().mean().item()
         for attack in attacks:
             robust = clean_ok.clone()
             for e in eps_grid:
@@ -111,5 +111,5 @@ def adversarial(model: nn.Module, ctx: EvalContext, n: int = 1000, eps: Any = No
                     else:
                         broken.append(pgd_broken(f, xb, yb, e, alpha_ratio * e, steps, gen, restarts))
                 robust &= ~torch.cat(broken)
-                out[f"acc/{attack}-{num_key(e)}"] = robust.float().mean().item()
+                out[f"acc/{attack}-{num_key(e)}"] = robust.double().mean().item()
     return out

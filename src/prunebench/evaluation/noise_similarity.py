@@ -51,7 +51,7 @@ def noise_similarity(model: nn.Module, ctx: EvalContext, n: int = 1000, draws: i
     (baseline vs. the same parent) and ``baseline_acc/<eps>``.
     Options: ``n`` images (default 1000, the first of the test split), ``draws`` per image (default
     100; fewer for quick runs), ``eps`` (list; default linspace(0, 0.7, 15)), ``batch_rows``
-    (rows per forward pass; default max(ctx.batch_size, draws)).
+    (rows per forward pass, at least ``draws``; default ctx.batch_size, at most 500 on CPU).
     """
     if options:
         raise UserError(f"unknown option(s) {sorted(options)} for evaluator 'noise-similarity'; "
@@ -60,9 +60,11 @@ def noise_similarity(model: nn.Module, ctx: EvalContext, n: int = 1000, draws: i
     baseline = ctx.baseline
     draws = positive_int(draws, "draws")
     eps_grid = float_list(eps, "eps")
-    rows = positive_int(batch_rows, "batch_rows") if batch_rows is not None else max(ctx.batch_size, draws)
     x01, y = test_images(ctx, n)
     dev = device_of(ctx)
+    if batch_rows is None:  # small conv nets run ~1.5x faster per image on CPU in cache-sized batches
+        batch_rows = min(ctx.batch_size, 500) if dev.type == "cpu" else ctx.batch_size
+    rows = max(positive_int(batch_rows, "batch_rows"), draws)
     gen = generator(ctx)
     out: dict[str, float] = {}
     with eval_mode(model, parent, baseline):

@@ -134,7 +134,7 @@ def ood(model: nn.Module, ctx: EvalContext, out: Any = None, roots: dict[str, st
     ``fpr95/<s>-<S>``. Sets of a different image size or channel count are resized (bilinear) /
     converted (channel mean or repetition) first, with a warning.
     Options: ``out`` (list of names), ``roots`` ({name: folder} for dataset files), ``n_out`` (most
-    images taken from a dataset OoD set, default 10000).
+    images taken from a dataset OoD set, default 10000, at most ``ctx.max_samples`` when that is set).
     """
     if options:
         raise UserError(f"unknown option(s) {sorted(options)} for evaluator 'ood'; it takes out, roots, n_out")
@@ -142,6 +142,8 @@ def ood(model: nn.Module, ctx: EvalContext, out: Any = None, roots: dict[str, st
     names = ([out] if isinstance(out, str) else list(out)) if explicit else _default_out(ctx)
     roots = dict(roots or {})
     n_out = positive_int(n_out, "n_out")
+    if ctx.max_samples:  # quick runs shrink the OoD sets too
+        n_out = min(n_out, ctx.max_samples)
     x_in, _ = test_images(ctx, None)
     dev = device_of(ctx)
     gen = generator(ctx)

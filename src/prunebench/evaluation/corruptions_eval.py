@@ -1,0 +1,78 @@
+"""Accuracy under the 19 CIFAR-10-C corruptions (Hendrycks & Dietterich 2019) at 5 severities.
+
+Each (corruption, severity) is one distribution: ``acc/<corruption>-<severity>``. Per corruption
+the mean over the evaluated severities is ``acc/<corruption>``; ``mean_acc`` averages the 15
+benchmark corruptions and ``mean_acc_heldout`` the 4 held-out ones (each only when evaluated).
+Corrupted test sets come from :func:`corrupted_split`, cached under ``ctx.cache_dir`` so every model
+of a study sees the same images (the ``seed`` option, default 0, is independent of the model seed).
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from torch import nn
+
+from prunebench.errors import UserError
+from prunebench.evaluation.base import EVALUATORS, EvalContext, accuracy, predict_logits
+from prunebench.evaluation.corruptions import (
+    CORRUPTIONS, SEVERITIES, benchmark_names, corrupted_split, heldout_names, ordered_names,
+)  # fmt: skip
+from prunebench.evaluation.corruptions.cache import split_key
+from prunebench.evaluation.corruptions.registry import check_severity
+
+
+def resolve_corruptions(spec: str | Iterable[str] | None) -> list[str]:
+    """None / "all" -> all 19; "benchmark" -> the 15; "heldout" -> the 4; else names (a list or a
+    comma-separated string), validated against the registry."""
+    if spec is None:
+        return ordered_names()
+    if isinstance(spec, str):
+        groups = {"all": ordered_names, "benchmark": benchmark_names, "heldout": heldout_names}
+        if spec in groups:
+            return groups[spec]()
+        spec = [s.strip() for s in spec.split(",") if s.strip()]
+    names = list(spec)
+    if not names:
+        raise UserError("no corruptions selected; name some, or use 'all', 'benchmark' or 'heldout'")
+    for n in names:
+        CORRUPTIONS.get(n)
+    return list(dict.fromkeys(names))
+
+
+def resolve_severities(spec: int | Iterable[int] | None) -> list[int]:
+    """None -> 1..5; an int or a list of ints in 1..5."""
+    if spec is None:
+        return list(SEVERITIES)
+    sevs = [spec] if isinstance(spec, int) else list(spec)
+    if not sevs:
+        raise UserError("no severities selected; give some of 1, 2, 3, 4, 5")
+    return sorted({check_severity(s) for s in sevs})
+
+
+@EVALUATORS.register("corruptions", needs_parent=False)
+def corruptions(model: nn.Module, ctx: EvalContext, corruptions: Any = None, severities: Any = None,
+                seed: int = 0) -> dict[str, float]:
+    """Accuracy on each corrupted copy of the test split; see the module docstring for the keys."""
+    names = resolve_corruptions(corruptions)
+    sevs = resolve_severities(severities)
+    split = ctx.test_split()
+    key = split_key(split.x, ctx.data.info.name)
+    metrics: dict[str, float] = {}
+    per_corruption: dict[str, float] = {}
+    for name in names:
+        accs = []
+        for s in sevs:
+            x8 = corrupted_split(split.x, name, s, seed, ctx.cache_dir, key=key, device=ctx.device)
+            logits = predict_logits(model, x8.float().div_(255), ctx.data, ctx.device, ctx.batch_size)
+            acc = accuracy(logits, split.y)
+            metrics[f"acc/{name}-{s}"] = acc
+            accs.append(acc)
+        per_corruption[name] = sum(accs) / len(accs)
+        metrics[f"acc/{name}"] = per_corruption[name]
+    bench = [per_corruption[n] for n in names if CORRUPTIONS.meta(n)["benchmark"]]
+    held = [per_corruption[n] for n in names if not CORRUPTIONS.meta(n)["benchmark"]]
+    if bench:
+        metrics["mean_acc"] = sum(bench) / len(bench)
+    if held:
+        metrics["mean_acc_heldout"] = sum(held) / len(held)
+    return metrics
