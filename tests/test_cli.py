@@ -89,3 +89,12 @@ def test_prune_cascade_and_bad_ratio(tmp_path: Path) -> None:
     for args, msg in [(["--ratio", "1.0"], "prune ratio must be in [0, 1)"), (["--ratio", "0.5"], "never revived")]:
         bad = cli("prune", str(tmp_path / "p90.safetensors"), "--method", "wt", *args, "--out", str(tmp_path / "bad"))
         assert bad.returncode == 2 and msg in bad.stderr and not (tmp_path / "bad.json").exists()
+
+
+def test_corrupt_grid(tmp_path: Path) -> None:
+    out = cli("corrupt", "--dataset", "fashion-mnist", "--images", "2", "--out", str(tmp_path / "grid.png"))
+    assert out.returncode == 0, out.stderr
+    png = (tmp_path / "grid.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000  # a real picture, not an empty canvas
+    bad = cli("corrupt", "--out", str(tmp_path / "grid.jpg"))
+    assert bad.returncode == 2 and ".png" in bad.stderr
