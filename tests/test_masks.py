@@ -90,6 +90,26 @@ def test_state_bookkeeping_and_update_never_revives() -> None:
     st.verify()
 
 
+def test_clone_bind_and_handed_out_masks_are_not_mutated() -> None:
+    import copy
+
+    net = small_net()
+    st = prune(net, "wt", 0.5)
+    before = dict(st.masks)  # no clone: update must not change these tensors in place
+    snapshot = {k: m.clone() for k, m in st.masks.items()}
+    twin = copy.deepcopy(net)
+    other = st.clone(twin)
+    prune(net, "wt", 0.8, state=st)
+    assert all(torch.equal(before[k], snapshot[k]) for k in snapshot)
+    assert other.prune_ratio() == pytest.approx(0.5, rel=1e-3) and st.prune_ratio() == pytest.approx(0.8, rel=1e-3)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.fill_(1.0)
+    other.apply()  # bound to the twin: zeroes the twin's pruned weights, not the original's
+    assert all(torch.equal(other.weights()[k] != 0, other.masks[k]) for k in other.masks)
+    assert other.weights()["0.weight"] is twin[0].weight
+
+
 def test_apply_follows_dtype_changes() -> None:
     net = small_net()
     st = prune(net, "random", 0.7, seed=1)

@@ -16,7 +16,7 @@ from torch import nn
 from prunebench.data.base import Dataset, Split
 from prunebench.errors import UserError
 from prunebench.models import create_model
-from prunebench.pruning import METHODS, PruningState, Selection, count_params, flops, measure_latency, prune
+from prunebench.pruning import METHODS, Selection, count_params, flops, measure_latency, prune
 from prunebench.pruning.sensitivity import (
     EPS32, layer_sensitivity, sample_size, sensitivity_batch, weight_sensitivity,
 )

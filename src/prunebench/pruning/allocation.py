@@ -35,29 +35,33 @@ def _check_keys(scores: Mapping[str, Tensor], current: Mapping[str, Tensor]) -> 
             raise KeyError(f"scores and masks cover different weights: {sorted(missing)}")
 
 
-def _top_live(flat: Tensor, live: Tensor, k: int) -> Tensor:
+def _top_live(flat: Tensor, live: Tensor, k: int, n_live: int | None = None) -> Tensor:
     """Bool mask (same size as ``flat``) of the ``k`` highest scores among ``live`` entries.
 
     Exact count; ties at the threshold are broken by position (earlier layer / index wins), so
-    the result is deterministic on every device. NaN scores rank lowest.
+    the result is deterministic on every device. NaN scores rank lowest. ``n_live`` (the number
+    of live entries, if known) saves a pass.
     """
-    keep = torch.zeros_like(live)
-    idx = live.nonzero().squeeze(1)
-    k = min(int(k), idx.numel())
+    n_live = int(live.sum()) if n_live is None else n_live
+    k = min(int(k), n_live)
     if k <= 0:
-        return keep
-    if k == idx.numel():
+        return torch.zeros_like(live)
+    if k == n_live:
         return live.clone()
-    vals = flat[idx]
+    all_live = n_live == live.numel()
+    idx = None if all_live else live.nonzero().squeeze(1)
+    vals = flat if all_live else flat[idx]
     if vals.is_floating_point():
         vals = torch.nan_to_num(vals, nan=-math.inf)
     # k-th largest = (n-k+1)-th smallest; kthvalue is a linear-time selection
-    thr = vals.kthvalue(idx.numel() - k + 1).values
-    above = vals > thr
-    need = k - int(above.sum())
-    at = (vals == thr).nonzero().squeeze(1)[:need]
-    chosen = above
-    chosen[at] = True
+    thr = vals.kthvalue(n_live - k + 1).values
+    chosen = vals > thr
+    need = k - int(chosen.sum())
+    if need > 0:
+        chosen[(vals == thr).nonzero().squeeze(1)[:need]] = True
+    if all_live:
+        return chosen
+    keep = torch.zeros_like(live)
     keep[idx[chosen]] = True
     return keep
 

@@ -41,10 +41,7 @@ def prune(model: nn.Module, method: str, ratio: float, *, data: Dataset | None =
     if state is None:
         state = PruningState.dense(model, selection)
     else:
-        if selection is not None and selection != state.selection:
-            raise UserError("both a state and a different selection were given; a cascade keeps the selection "
-                            "of its state (drop the selection argument)")
-        state.bind(model)
+        state.bind(model)  # a cascade keeps the layers of its state; ``selection`` does not apply
     if not state.masks:
         raise UserError("the pruning state has no prunable layers; prune a model with Conv2d/Linear layers")
     current = state.prune_ratio()

@@ -151,7 +151,8 @@ def weight_sensitivity(model: nn.Module, layers: Mapping[str, nn.Module], x: Ten
             h.remove()
     missing = [n for n in layers if n not in sens]
     if missing:
-        raise RuntimeError(f"layers {missing} were not called in the forward pass; sensitivity is undefined for them")
+        raise UserError(f"layers {missing} are never called in the model's forward pass, so their sensitivity is "
+                        "undefined; exclude them from pruning (selection exclude_names)")
     return {n: sens[n] for n in layers}
 
 
