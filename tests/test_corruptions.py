@@ -203,6 +203,42 @@ def test_filters_and_resampling_match_scipy(grey28: torch.Tensor) -> None:
         np.testing.assert_allclose(ours.numpy(), zoomed[trim : trim + h, trim : trim + h], atol=1e-10)
 
 
+def test_zoom_blur_operator_equals_the_sum_of_zooms(colour32: torch.Tensor) -> None:
+    from prunebench.evaluation.corruptions.blur import _ZOOMS, zoom_blur
+
+    x = colour32[:4].double()
+    for severity in (1, 5):
+        zooms = _ZOOMS[severity - 1]
+        ref = (x + sum(_ops.clipped_zoom(x, z) for z in zooms)) / (len(zooms) + 1)
+        torch.testing.assert_close(zoom_blur(x, severity, torch.Generator()), ref.clamp(0, 1))
+    assert [len(z) for z in _ZOOMS] == [7, 12, 16, 21, 26]
+    big = torch.nn.functional.interpolate(x[:1], size=(72, 72))  # above 64 px: zoom by zoom
+    assert zoom_blur(big, 2, torch.Generator()).shape == big.shape
+
+
+def test_motion_blur_equals_the_shift_and_add_definition(colour32: torch.Tensor) -> None:
+    """imagecorruptions' array motion blur, written out: rounded shifts, replicated edges, stop at
+    the first shift that leaves the image."""
+    import math
+
+    x = colour32[:12, :, :20, :24]
+    angles = torch.linspace(-180, 180, 12, dtype=torch.float64)
+    radius, sigma = 9, 2.5
+    out = _ops.motion_blur(x, radius, sigma, angles)
+    k = torch.exp(-torch.arange(2 * radius + 1, dtype=torch.float64) ** 2 / (2 * sigma**2))
+    k /= k.sum()
+    for n in range(len(x)):
+        ref = torch.zeros_like(x[n])
+        a = math.radians(angles[n].item())
+        for j in range(2 * radius + 1):
+            dy, dx = -math.ceil(j * math.sin(a) - 0.5), -math.ceil(j * math.cos(a) - 0.5)
+            if abs(dy) >= 20 or abs(dx) >= 24:
+                break
+            ys, xs = (torch.arange(20) - dy).clamp(0, 19), (torch.arange(24) - dx).clamp(0, 23)
+            ref += k[j].item() * x[n][:, ys][:, :, xs]
+        torch.testing.assert_close(out[n], ref)
+
+
 def test_pixelate_matrix_is_pillows_box_filter(grey28: torch.Tensor) -> None:
     img = grey28[5, 0].numpy().astype(np.float32)
     for size in (26, 25, 23, 21, 18, 30):
@@ -235,6 +271,18 @@ def test_spatter_opencv_steps_on_known_shapes() -> None:
     one[..., 4, 4] = True
     d = chamfer_distance(one, 20.0)[0, 0]
     assert d[4, 5] == 1 and d[5, 5] == pytest.approx(1.4) and d[5, 6] == pytest.approx(2.1969) and d[4, 7] == 3
+    # the two raster passes reach the fixed point of relaxing every 5x5 chamfer move
+    g = torch.Generator().manual_seed(0)
+    zero = torch.rand(40, 1, 20, 20, generator=g) < 0.02
+    moves = [((0, 1), 1.0), ((1, 0), 1.0), ((1, 1), 1.4), ((1, -1), 1.4), ((1, 2), 2.1969), ((2, 1), 2.1969),
+             ((2, -1), 2.1969), ((1, -2), 2.1969)]  # fmt: skip
+    moves += [((-dy, -dx), wt) for (dy, dx), wt in moves]
+    ref = torch.where(zero, 0.0, 1e6)
+    for _ in range(40):
+        p = torch.nn.functional.pad(ref, (2, 2, 2, 2), value=1e6)
+        for (dy, dx), wt in moves:
+            ref = torch.minimum(ref, p[..., 2 + dy : 22 + dy, 2 + dx : 22 + dx] + wt)
+    torch.testing.assert_close(chamfer_distance(zero, 20.0), ref.clamp(max=20.0))
     flat = chamfer_distance(torch.zeros(1, 1, 9, 9, dtype=torch.bool), 20.0)
     assert (flat == 20).all()  # no edge at all: everything is far, truncated
     v = torch.tensor([[[[10.0, 10, 20, 30], [30, 40, 40, 50]]]])

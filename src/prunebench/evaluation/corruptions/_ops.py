@@ -189,20 +189,21 @@ def motion_blur(x: Tensor, radius: int, sigma: float, angle_deg: Tensor) -> Tens
     dx = -torch.ceil(i[None, :] * torch.cos(a)[:, None] - 0.5).long()
     inside = (dy.abs() < h) & (dx.abs() < w)
     live = inside.long().cumprod(1).bool()  # the original `break`s at the first shift out of range
-    weights = k[None, :].cpu().to(torch.float64) * live
-    rows = torch.arange(h)
-    cols = torch.arange(w)
+    weights = (k[None, :].cpu().to(torch.float64) * live).to(x.device, x.dtype)
+    # shift by (dx, dy) with replicated edges: out[p] = x[clamp(p - d)]: grid_sample, nearest, at
+    # exact integer positions; its "border" padding clamps the position (one fused pass over channels)
+    sy, sx = 2 / max(h - 1, 1), 2 / max(w - 1, 1)
+    yy, xx = torch.meshgrid(torch.arange(h, device=x.device, dtype=x.dtype) * sy - 1,
+                            torch.arange(w, device=x.device, dtype=x.dtype) * sx - 1, indexing="ij")  # fmt: skip
+    base = torch.stack([xx, yy], -1).unsqueeze(0)  # (1, H, W, 2) as (x, y)
+    offsets = torch.stack([dx * sx, dy * sy], -1).to(x.device, x.dtype)  # (N, width, 2)
     out = torch.zeros_like(x)
-    flat = x.reshape(n, c, h * w)
     for j in range(width):
         if not live[:, j].any():
             break
-        # shift by (dx, dy) with replicated edges: out[p] = x[clamp(p - d)]
-        yi = (rows[None, :] - dy[:, j : j + 1]).clamp(0, h - 1)  # (N, H)
-        xi = (cols[None, :] - dx[:, j : j + 1]).clamp(0, w - 1)  # (N, W)
-        idx = (yi[:, :, None] * w + xi[:, None, :]).reshape(n, 1, h * w).to(x.device).expand(n, c, -1)
-        wj = weights[:, j].to(x.dtype).to(x.device).view(n, 1, 1, 1)
-        out += wj * flat.gather(2, idx).reshape(n, c, h, w)
+        grid = base - offsets[:, j].view(n, 1, 1, 2)
+        shifted = F.grid_sample(x, grid, mode="nearest", padding_mode="border", align_corners=True)
+        out.addcmul_(shifted, weights[:, j].view(n, 1, 1, 1))
     return out
 
 

@@ -47,7 +47,8 @@ def _compute(x_uint8: torch.Tensor, name: str, severity: int, seed: int, device:
     out = torch.empty_like(x_uint8, device="cpu")
     for i in range(0, len(x_uint8), CHUNK):
         xb = x_uint8[i : i + CHUNK].to(dev).float().div_(255)
-        out[i : i + CHUNK] = to_uint8(fn(xb, severity, gen)).cpu()
+        yb = fn(xb, severity, gen)  # a fresh tensor: convert in place, cast while copying
+        out[i : i + CHUNK].copy_(yb.mul_(255).add_(1e-3).floor_().clamp_(0, 255))
     return out
 
 

@@ -125,7 +125,7 @@ def jpeg_compression(x: Tensor, severity: int, gen: torch.Generator) -> Tensor:
     for i, img in enumerate(u8):
         buf = io.BytesIO()
         Image.fromarray(img[..., 0] if mode == "L" else img).save(buf, format="JPEG", quality=quality)
-        buf.seek(0)
-        dec = np.asarray(Image.open(buf).convert(mode))
-        out[i] = dec[..., None] if mode == "L" else dec
+        dec = Image.open(buf)
+        dec.load()
+        out[i] = np.asarray(dec).reshape(out.shape[1:])
     return torch.from_numpy(out).permute(0, 3, 1, 2).to(x.device, x.dtype) / 255

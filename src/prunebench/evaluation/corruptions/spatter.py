@@ -55,26 +55,48 @@ def canny(img8: Tensor, low: float = 50, high: float = 150) -> Tensor:
 
 
 # OpenCV's DIST_L2 5x5 chamfer mask: a = 1 (edge), b = 1.4 (diagonal), c = 2.1969 (knight move)
-_CHAMFER = [((0, 1), 1.0), ((1, 0), 1.0), ((0, -1), 1.0), ((-1, 0), 1.0)]
-_CHAMFER += [((dy, dx), 1.4) for dy in (-1, 1) for dx in (-1, 1)]
-_CHAMFER += [((dy, dx), 2.1969) for dy, dx in ((1, 2), (2, 1), (-1, 2), (-2, 1), (1, -2), (2, -1), (-1, -2), (-2, -1))]
+_A, _B, _C = 1.0, 1.4, 2.1969
+# forward-pass neighbours above the current row: (rows up, column offset, weight)
+_UP = [(1, -1, _B), (1, 0, _A), (1, 1, _B), (1, -2, _C), (1, 2, _C), (2, -1, _C), (2, 1, _C)]
+
+
+def _shifted_cols(row: Tensor, dx: int, fill: float) -> Tensor:
+    """out[..., j] = row[..., j + dx], ``fill`` outside."""
+    if dx == 0:
+        return row
+    out = torch.full_like(row, fill)
+    if dx > 0:
+        out[..., :-dx] = row[..., dx:]
+    else:
+        out[..., -dx:] = row[..., :dx]
+    return out
+
+
+def _scan(d: Tensor, big: float) -> Tensor:
+    """One raster pass of the two-pass chamfer algorithm (top-down, left to right) on (N, H, W):
+    each row first takes the rows above it, then propagates left to right within itself:
+    d[j] = min_k<=j (t[k] + a (j - k)) = a j + cummin_k (t[k] - a k)."""
+    h, w = d.shape[-2:]
+    cols = torch.arange(w, dtype=d.dtype, device=d.device) * _A
+    rows = list(d.unbind(-2))
+    for i in range(h):
+        t = rows[i]
+        for up, dx, wt in _UP:
+            if i - up >= 0:
+                t = torch.minimum(t, _shifted_cols(rows[i - up], dx, big) + wt)
+        rows[i] = (t - cols).cummin(-1).values + cols
+    return torch.stack(rows, -2)
 
 
 def chamfer_distance(zero: Tensor, cap: float) -> Tensor:
     """cv2.distanceTransform(DIST_L2, 5) truncated at ``cap``: distance to the nearest True pixel
-    of ``zero`` (N, 1, H, W) through 5x5 chamfer moves (outside the image counts as far)."""
+    of ``zero`` (N, 1, H, W) by 5x5 chamfer moves (outside the image counts as far), with the same
+    two raster passes as OpenCV (the second one on the image rotated by 180 degrees)."""
     big = 1e6
-    d = torch.where(zero, torch.zeros_like(zero, dtype=torch.float32), torch.full_like(zero, big, dtype=torch.float32))
-    h, w = d.shape[-2:]
-    for _ in range(int(cap) + 2):  # every step of a path shorter than cap is >= 1
-        p = F.pad(d, (2, 2, 2, 2), value=big)
-        nd = d.clone()
-        for (dy, dx), wt in _CHAMFER:
-            torch.minimum(nd, p[..., 2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w] + wt, out=nd)
-        if torch.equal(nd, d):
-            break
-        d = nd
-    return d.clamp(max=cap)
+    d = torch.where(zero[:, 0], 0.0, big).float()
+    d = _scan(d, big)
+    d = _scan(d.flip(-1, -2), big).flip(-1, -2)
+    return d.clamp(max=cap).unsqueeze(1)
 
 
 def equalize_hist(v: Tensor) -> Tensor:
