@@ -7,7 +7,7 @@ from typing import Sequence
 
 from prunebench.errors import UserError
 
-COMMANDS = ("train", "evaluate", "listing")
+COMMANDS = ("train", "prune", "evaluate", "run", "report", "check", "corrupt", "listing")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -61,8 +61,19 @@ def fashion_mnist(root: Path | None = None) -> tuple[DataInfo, dict[str, Split]]
 
 @DATASETS.register("mnist", channels=1, size=28)
 def mnist(root: Path | None = None) -> tuple[DataInfo, dict[str, Split]]:
-    """MNIST: whichever of its splits are present (e.g. only the test set in ../shared/data/mnist)."""
-    folder, present = find_present("mnist", MNIST_MD5, root)
+    """MNIST: whichever of its splits are present (e.g. only the test set in ../shared/data/mnist).
+
+    With no explicit root and no copy in the standard folders, the test split (all that OoD
+    evaluation needs) is downloaded into the user cache.
+    """
+    try:
+        folder, present = find_present("mnist", MNIST_MD5, root)
+    except UserError:
+        if root is not None:
+            raise
+        test_files = {f: MNIST_MD5[f] for f in _FILES["test"]}
+        folder = find_or_fetch("mnist", test_files, {f: MNIST_URL + f for f in test_files})
+        present = list(test_files)
     splits = {s: read_idx_split(folder, *files) for s, files in _FILES.items() if all(f in present for f in files)}
     if not splits:
         raise UserError(f"{folder} holds only half of an MNIST split ({', '.join(present)}); add the matching images/labels file")

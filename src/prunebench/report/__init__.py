@@ -1,0 +1,92 @@
+"""Study reports: ``write_report(run_dir)`` -> a self-contained ``report.html`` and a ``summary.md``
+(plus ``prune_potential.txt``, the terminal table).
+
+The report is computed from the result rows (``prunebench.study.results.load_results``) and the
+run's ``config.yaml``; see docs/STUDY.md for the data flow.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+from prunebench.errors import UserError
+from prunebench.study.analysis import DEFAULT_DELTA, analyze
+
+RESULTS_FILE, CONFIG_FILE = "results.sqlite", "config.yaml"
+HTML_NAME, MD_NAME, TABLE_NAME = "report.html", "summary.md", "prune_potential.txt"
+
+
+def _write(path: Path, text: str) -> None:
+    """Atomic write (temp file + rename) with the usual umask-based permissions (mkstemp would give 0600)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _delta_from(config: Mapping[str, Any] | None) -> float:
+    """``delta`` from the config (top level or under ``analysis``/``report``), else the default 0.005."""
+    for scope in (config or {}, (config or {}).get("analysis") or {}, (config or {}).get("report") or {}):
+        if isinstance(scope, Mapping) and isinstance(scope.get("delta"), (int, float)):
+            return float(scope["delta"])
+    return DEFAULT_DELTA
+
+
+def render_report(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, *, config_text: str | None = None,
+                  delta: float | None = None, n_boot: int = 1000, seed: int = 0, title: str | None = None) -> tuple[Path, Path]:
+    """Analyse ``rows`` and write ``report.html`` + ``summary.md`` into ``out_dir``; returns both paths.
+
+    Also writes ``prune_potential.txt``, the plain-text prune-potential table (``prunebench report`` prints it).
+    """
+    from prunebench.report.html import render_html
+    from prunebench.report.sections import build_document
+    from prunebench.report.summary import render_markdown
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        config = yaml.safe_load(config_text) if config_text else None
+    except yaml.YAMLError:
+        config = None
+    config = config if isinstance(config, Mapping) else None
+    delta = _delta_from(config) if delta is None else float(delta)
+    an = analyze(list(rows), delta, n_boot=n_boot, seed=seed)
+    doc = build_document(list(rows), an, title or str(out), config, config_text)
+    subtitle = f"generated {time.strftime('%Y-%m-%d %H:%M')} | delta = {100 * delta:g}% | {len(rows)} model rows"
+    html_path, md_path = out / HTML_NAME, out / MD_NAME
+    _write(html_path, render_html(doc, subtitle))
+    _write(md_path, render_markdown(doc, subtitle))
+    _write(out / TABLE_NAME, an["table"] + "\n")
+    return html_path, md_path
+
+
+def write_report(run_dir: str | Path, *, delta: float | None = None, n_boot: int = 1000, seed: int = 0) -> tuple[Path, Path]:
+    """Write ``<run_dir>/report.html`` (self-contained) and ``<run_dir>/summary.md`` from the run's results."""
+    run = Path(run_dir)
+    if not run.is_dir() or not (run / RESULTS_FILE).is_file():
+        raise UserError(f"{run} is not a prunebench run directory (no {RESULTS_FILE}); pass the folder `prunebench run` wrote")
+    from prunebench.study.results import load_results
+
+    rows = load_results(run)
+    if hasattr(rows, "to_dict"):  # a DataFrame when pandas is around
+        rows = rows.to_dict("records")
+    if not rows:
+        raise UserError(f"{run} holds no finished model results yet; run the study first (prunebench run)")
+    cfg = run / CONFIG_FILE
+    config_text = cfg.read_text(encoding="utf-8") if cfg.is_file() else None
+    return render_report(rows, run, config_text=config_text, delta=delta, n_boot=n_boot, seed=seed, title=str(run))
+
+
+__all__ = ["TABLE_NAME", "render_report", "write_report"]

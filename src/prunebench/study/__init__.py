@@ -1,0 +1,27 @@
+"""Studies: a YAML config -> independent cells (train / prune / eval) -> results store -> rows -> analysis.
+
+``run_study(config, run_dir)`` runs (or resumes) a study; ``load_results(run_dir)`` returns its rows
+(docs/STUDY.md). Submodules: ``config`` (schema) + ``validate`` (messages, registry checks), ``plan``
+(cells and keys), ``cells`` (what a cell does), ``executors`` (where cells run), ``runner`` (scheduling,
+run directory), ``results`` (rows, export), ``analysis`` (prune potential). Names below are imported
+lazily, so ``prunebench.study.analysis`` stays free of torch. (``plan`` is the submodule here; the
+function is ``prunebench.study.plan.plan``.)
+"""
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "StudyConfig": "config", "load_config": "config", "Cell": "plan",
+    "export_results": "results", "load_results": "results", "RunSummary": "runner", "run_study": "runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"prunebench.study.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'prunebench.study' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

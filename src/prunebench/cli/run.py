@@ -1,0 +1,87 @@
+"""``prunebench run``: run (or resume) a pruning study from a YAML config; ends with the prune-potential table.
+
+Without CONFIG the bundled default study runs (Fashion-MNIST, LeNet-5, five methods, eight ratios in
+cascade, about eight minutes on an idle 2-core CPU). Rerunning the same command skips finished cells;
+changing only the evaluation suite re-evaluates the saved checkpoints without retraining.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXAMPLE = ("examples:\n  prunebench run                                  # the bundled default study\n"
+           "  prunebench run smoke --out runs/smoke           # a bundled study by name (under a minute)\n"
+           "  prunebench run study.yaml --workers 2 --device cpu")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a pruning study (train, prune+retrain, evaluate, report)", description=__doc__,
+                       epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", nargs="?", help="study YAML (or a bundled name: default, smoke); default: the bundled default")
+    p.add_argument("--out", help="run directory (default runs/<name>); rerun into it to resume")
+    p.add_argument("--workers", type=int, default=1, help="run independent cells in N processes (default 1)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the config's device)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars; only the final summary")
+    p.add_argument("--no-report", action="store_true", help="skip report.html / summary.md")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from prunebench.study.config import load_config
+    from prunebench.study.plan import counts
+    from prunebench.study.results import load_results
+    from prunebench.study.runner import run_study
+
+    cfg = load_config(args.config)
+    summary = run_study(cfg, args.out, workers=args.workers, device=args.device, progress=not args.quiet)
+    n = counts(summary.cells)
+    done = summary.executed_kinds()
+    print(f"study {cfg.name!r} in {summary.run_dir}: {len(summary.cells)} cells ({n['train']} train, {n['prune']} prune, "
+          f"{n['eval']} eval); ran {len(summary.executed)} ({done['train']} train, {done['prune']} prune, "
+          f"{done['eval']} eval), reused {len(summary.reused)}, {summary.seconds:.1f} s")
+    rows = load_results(summary.run_dir)
+    print()
+    print(potential_table(rows, cfg.delta))
+    if not args.no_report and rows:
+        try:
+            from prunebench.report import write_report
+        except ImportError:
+            write_report = None
+        if write_report is not None:
+            html, md = write_report(summary.run_dir, delta=cfg.delta)
+            print(f"\nreport: {html}\nsummary: {md}")
+    if not summary.ok:
+        cells = {c.key: c for c in summary.cells}
+        print(f"\n{len(summary.failed)} cell(s) failed, {len(summary.blocked)} blocked by them "
+              "(rerun the same command to retry; details in results.sqlite):", file=sys.stderr)
+        for key, err in summary.failed.items():
+            print(f"  {cells[key].describe()} [{key}]: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def potential_table(rows: list[dict], delta: float) -> str:
+    """The analysis helper's prune-potential table, or a plain fallback (nominal accuracy only)."""
+    try:
+        from prunebench.study.analysis import prune_potential_table
+    except ImportError:
+        prune_potential_table = None
+    if prune_potential_table is not None:
+        return prune_potential_table(rows, delta)
+    return _simple_table(rows, delta)
+
+
+def _simple_table(rows: list[dict], delta: float) -> str:
+    key = "nominal/acc/nominal"
+    parents = {r["rep"]: r for r in rows if r["kind"] == "parent" and r.get(key) is not None}
+    best: dict[str, list[float]] = {}
+    for r in rows:
+        p = parents.get(r["rep"])
+        if r["kind"] != "pruned" or p is None or r.get(key) is None:
+            continue
+        ok = (1 - r[key]) <= (1 - p[key]) + delta + 1e-12
+        vals = best.setdefault(r["method"], [])
+        vals.append(r["prune_ratio"] if ok else 0.0)
+    lines = [f"prune potential [%] (nominal, delta = {100 * delta:g}%)"]
+    lines += [f"  {m:16s} {100 * max(v):6.1f}" for m, v in sorted(best.items())]
+    return "\n".join(lines)

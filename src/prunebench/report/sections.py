@@ -1,0 +1,233 @@
+"""The sections of the study report: overview and finding, prune potential, accuracy, excess error,
+model cost, one section per evaluator present, and the resolved configuration."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from prunebench.report import plots as P
+from prunebench.report.content import (
+    Code, Document, Image, Section, Table, Text, acc_panels, baseline_level, cost_rows, cost_summary, curve, getter,
+    level, mean_getter, metric_keys, pct, pp_param_panels, pp_table, signed,
+)
+from prunebench.study import analysis as A
+
+Row = Mapping[str, Any]
+
+DESCRIPTIONS = {
+    "corruptions": "Accuracy under common corruptions (CIFAR-10-C style, severities 1-5).",
+    "noise-similarity": "Agreement with the parent under uniform input noise U[-eps, eps] on the normalized input "
+                        "(Lost in Pruning): matching labels (fraction of inputs whose argmax equals the parent's) and "
+                        "accuracy per eps. The dotted grey line is a separately trained network of the same "
+                        "architecture compared with the same parent, where reported.",
+    "adversarial": "Robust accuracy under L-inf FGSM / PGD attacks in [0, 1] pixel space, per eps.",
+    "ood": "Out-of-distribution detection from the network's own scores (MSP, energy): AUROC with "
+           "in-distribution as positive; 0.5 = chance.",
+    "calibration": "Does confidence match accuracy? ECE (15 bins, L1), NLL, Brier score, mean confidence.",
+    "informative-features": "Which pixels the networks rely on (SIS-style backward selection): overlap of the top-k% "
+                            "pixel sets with the parent's, and accuracy keeping only them.",
+    "trainability": "Trainability of the pruned network: input-output Jacobian singular values and loss-gradient norm.",
+}
+CURATED = {  # which non-accuracy metrics get a panel (prefix match); others: everything, up to MAX
+    "calibration": ["ece", "nll", "brier", "mean_confidence"],
+    "ood": ["auroc/"],
+    "informative-features": ["overlap/", "acc_own/"],
+    "trainability": ["jac_cond", "jac_sv_mean", "jac_isometry_dev", "grad_norm", "grad_norm_unpruned", "train_loss"],
+    "adversarial": [],
+    "nominal": ["loss"],
+    "noise-similarity": [],  # drawn against eps instead
+}
+MAX_METRIC_PANELS = 12
+
+
+def overview(rows: Sequence[Row], an: Mapping, run_dir: str, config: Mapping | None) -> Section:
+    parents = [r for r in rows if r.get("kind") == "parent"]
+    pruned = [r for r in rows if r.get("kind") == "pruned"]
+    reps = sorted({str(r.get("rep")) for r in rows})
+    cfg = config or {}
+    named = {k: v.get("name") if isinstance(v, Mapping) else v for k, v in cfg.items() if k in ("name", "model", "dataset")}
+    what = ", ".join(f"{k} {v}" for k, v in named.items() if isinstance(v, (str, int, float)))
+    blocks: list[Any] = [Text(
+        f"Run {run_dir}: {len(parents)} parent and {len(pruned)} pruned model(s), {len(reps)} repetition(s), "
+        f"methods {', '.join(an['methods']) or 'none'}, {len(an['distributions'])} test distribution(s)"
+        + (f"; {what}" if what else "") + f". Prune-potential tolerance delta = {pct(an['delta'])}%.")]
+    f = an["finding"]
+    style = {True: "finding", False: "finding fails", None: "finding open"}[f["holds"]]
+    blocks.append(Text(f"Reference finding: {f['claim']}. Computed from this run, the finding {f['text']}.", style))
+    if an["methods"]:
+        blocks.append(glance_table(an))
+    if len(reps) < 2:
+        blocks.append(Text("One repetition only: no spread over repetitions, intervals collapse to the value.", "note"))
+    return Section("overview", "Overview", blocks)
+
+
+def glance_table(an: Mapping) -> Table:
+    """One line per method: kind, nominal PP, each group's mean / min PP, excess-error slope."""
+    stats = {(s["method"], s["distribution"]): s for s in an["summary"]}
+    aggs = list(dict.fromkeys(s["distribution"] for s in an["summary"] if s["aggregate"] == "mean"))
+    cols = [A.NOMINAL] * (A.NOMINAL in an["distributions"]) + aggs
+    kind = {True: "structured", False: "unstructured", None: "?"}
+    body, shade = [], {}
+    for i, m in enumerate(an["methods"]):
+        line = [m, kind[A.is_structured(m)]]
+        for j, c in enumerate(cols):
+            s = stats.get((m, c))
+            line.append(A.cell_text(s) if s else "-")
+            if s:
+                shade[(i, j + 2)] = s["mean"]
+        slope = an["excess_slopes"].get(m)
+        body.append(line + ([signed(100 * slope)] if an["excess_slopes"] else []))
+    header = ["method", "type", *cols] + (["excess-error slope"] if an["excess_slopes"] else [])
+    caption = ("At a glance: prune potential [%] (mean ± std over repetitions) on the nominal test set"
+               + (" and averaged over each evaluator's distributions (min and per distribution below)" if aggs else "")
+               + ("; excess-error slope in percentage points per unit prune ratio" if an["excess_slopes"] else ""))
+    return Table(header, body, caption, shade)
+
+
+def prune_potential_section(an: Mapping, colors: Mapping[str, str]) -> Section:
+    summ, meths = an["summary"], an["methods"]
+    dists = [d for d in an["distributions"] if len(an["summaries"].get(d, ())) != 1]  # no single-member summaries
+    aggs = [s["distribution"] for s in summ if s["aggregate"] is not None]
+    aggs = list(dict.fromkeys(aggs))
+    names = dists if len(dists) <= 12 else [A.NOMINAL] * (A.NOMINAL in dists) + aggs
+    stats = {(s["method"], s["distribution"]): s for s in summ}
+    blocks: list[Any] = [Text(
+        "Prune potential PP = the largest tested prune ratio whose error on a distribution stays within delta of the "
+        "parent's (Lost in Pruning's definition); 0 if none qualifies. Per distribution, and per evaluator group as the "
+        "mean and the min over its distributions (computed per repetition, then summarised).")]
+    if names and meths:
+        blocks.append(Image(P.pp_bars(names, meths, stats, colors), "Prune potential per method (bars: mean over "
+                                                                      "repetitions, whiskers: std)."))
+        rest = [d for d in dists if d != A.NOMINAL] if len(dists) <= 12 else []
+        blocks.append(pp_table(summ, [A.NOMINAL] * (A.NOMINAL in dists) + aggs + rest, meths,
+                               "Prune potential [%]: mean ± std [95% bootstrap interval] over repetitions"
+                               + ("; every distribution in the evaluator sections" if not rest else "")))
+    else:
+        blocks.append(Text("No pruned rows with accuracies: nothing to compare.", "note"))
+    return Section("prune-potential", "Prune potential", blocks)
+
+
+def accuracy_section(rows: Sequence[Row], an: Mapping, colors: Mapping[str, str]) -> Section:
+    keys = A.accuracy_keys(rows)
+    meths, delta = an["methods"], an["delta"]
+    blocks: list[Any] = []
+    if A.NOMINAL in keys:
+        fn = getter(keys[A.NOMINAL])
+        panel = P.Panel("nominal test accuracy", {m: curve(rows, m, fn) for m in meths}, parent=level(rows, fn), band=delta)
+        blocks.append(Image(P.curve_grid([panel], colors, ylabel="accuracy [%]", percent_y=True, size=(7.0, 3.8)),
+                            "Nominal test accuracy vs achieved prune ratio (mean over repetitions, ±std shaded); "
+                            "dashed: parent, grey band: parent ± delta."))
+    groups = {g: ds for g, ds in an["groups"].items() if g != A.NOMINAL}
+    if groups:
+        panels = [P.Panel(f"{g} (mean of {len(ds)})", {m: curve(rows, m, mean_getter([keys[d] for d in ds])) for m in meths},
+                          parent=level(rows, mean_getter([keys[d] for d in ds])), band=delta) for g, ds in groups.items()]
+        blocks.append(Image(P.curve_grid(panels, colors, ylabel="accuracy [%]", percent_y=True),
+                            "Mean accuracy over each evaluator's distributions; per-distribution plots in the "
+                            "evaluator sections below."))
+    return Section("accuracy", "Accuracy vs prune ratio", blocks)
+
+
+def excess_section(an: Mapping, colors: Mapping[str, str]) -> Section:
+    recs, slopes, shifted = an["excess_error"], an["excess_slopes"], an["shifted"]
+    if not recs:
+        return Section("excess-error", "Excess error", [Text(
+            "Needs the nominal accuracy and at least one shifted distribution for the parent and pruned models.", "note")])
+    label = ", ".join(shifted) if len(shifted) <= 4 else f"mean of {len(shifted)} distributions"
+    blocks: list[Any] = [
+        Text("Excess error e = [err(pruned, D') - err(pruned, D)] - [err(parent, D') - err(parent, D)], D nominal, "
+             f"D' the mean over {', '.join(shifted)} (Lost in Pruning). e > 0: pruning costs more accuracy "
+             "on the shifted data than on the nominal data. Lines: least-squares fits through the origin."),
+        Image(P.excess_plot(recs, slopes, colors, label), "Excess error per pruned model [percentage points]."),
+        Table(["method", "slope [pp per unit prune ratio]", "models", "mean e [pp]"],
+              [[m, signed(100 * b), str(sum(r["method"] == m for r in recs)),
+                signed(100 * float(np.mean([r['excess_error'] for r in recs if r['method'] == m])))] for m, b in slopes.items()],
+              "Through-origin slope of excess error vs prune ratio per method")]
+    return Section("excess-error", "Excess error", blocks)
+
+
+def _noise_panels(rows: Sequence[Row], ev: str, name: str, meths: Sequence[str]) -> list:
+    panels = []
+    keys = sorted({k for r in rows for k in r if k.startswith(f"{ev}/{name}/")}, key=lambda k: float(k.rsplit("/", 1)[1]))
+    for m in meths:
+        by: dict[float, list[tuple[float, float]]] = {}
+        for k in keys:
+            eps = float(k.rsplit("/", 1)[1])
+            for x, y, _ in curve(rows, m, getter(k)):
+                by.setdefault(round(x, 3), []).append((eps, y))
+            b = baseline_level(rows, k)
+            if b is not None:
+                by.setdefault(-1.0, []).append((eps, b))
+        panels.append((m, by))
+    return panels
+
+
+def _metric_choice(ev: str, keys: Sequence[str]) -> list[str]:
+    own = [k for k in keys if not k.split("/", 1)[1].startswith(("acc/", "baseline_", "parent_"))]
+    if ev in CURATED:
+        want = CURATED[ev]
+        own = [k for k in own if any(k.split("/", 1)[1] == w or (w.endswith("/") and k.split("/", 1)[1].startswith(w))
+                                     for w in want)]
+    return own[:MAX_METRIC_PANELS]
+
+
+def evaluator_section(ev: str, rows: Sequence[Row], an: Mapping, keys: Sequence[str], colors: Mapping[str, str]) -> Section:
+    meths, delta = an["methods"], an["delta"]
+    dists = an["groups"].get(ev, [])
+    blocks: list[Any] = [Text(DESCRIPTIONS.get(ev, f"Metrics of evaluator {ev!r}."))]
+    if dists:
+        panels, note = acc_panels(rows, dists, A.accuracy_keys(rows), meths, delta)
+        blocks.append(Image(P.curve_grid(panels, colors, ylabel="accuracy [%]", percent_y=True),
+                            f"Accuracy vs prune ratio per distribution; grey band: parent ± delta{note}."))
+        pp_panels = pp_param_panels(an["summary"], dists, meths)
+        if pp_panels:
+            xlabel = "severity" if ev == A.CORRUPTIONS else "eps" if ev in ("noise-similarity", "adversarial") else "level"
+            blocks.append(Image(P.param_lines(pp_panels, colors, xlabel),
+                                f"Prune potential vs {xlabel} (mean over repetitions, whiskers: std)."))
+        aggs = [s["distribution"] for s in an["summary"] if s["group"] == ev and s["aggregate"]]
+        own = [s["distribution"] for s in an["summary"] if s["group"] == ev and not s["aggregate"] and s["leaves"] != 1]
+        blocks.append(pp_table(an["summary"], list(dict.fromkeys(aggs + own)), meths,
+                               f"Prune potential [%] on the {ev} distributions"))
+    if ev == "noise-similarity" and any("/match/" in k for k in keys):
+        blocks.append(Image(P.ratio_family(_noise_panels(rows, ev, "match", meths), "eps", "matching labels"),
+                            "Fraction of noisy inputs where the pruned network's label matches the parent's, vs eps; "
+                            "one line per prune ratio (lighter = more pruned)."))
+        if any("/softmax_l2/" in k for k in keys):
+            blocks.append(Image(P.ratio_family(_noise_panels(rows, ev, "softmax_l2", meths), "eps", "‖softmax diff‖₂"),
+                                "L2 norm of the softmax difference to the parent vs eps."))
+    chosen = _metric_choice(ev, keys)
+    if chosen:
+        panels = []
+        for k in chosen:
+            fn = getter(k)
+            panels.append(P.Panel(k.split("/", 1)[1], {m: curve(rows, m, fn) for m in meths}, parent=level(rows, fn),
+                                  baseline=baseline_level(rows, k)))
+        for k, p in zip(chosen, panels):  # condition numbers etc. spanning decades: log axis
+            vals = [v for r in rows if (v := A.value(r, k)) is not None]
+            p.logy = bool(vals) and min(vals) > 0 and max(vals) / min(vals) > 100
+        blocks.append(Image(P.curve_grid(panels, colors, ylabel="value"),
+                            f"{ev} metrics vs prune ratio (dashed: parent" + (", dotted: baseline" if any(
+                                p.baseline is not None for p in panels) else "") + ")."))
+    return Section(f"ev-{ev}", f"Evaluator: {ev}", blocks)
+
+
+def config_section(config_text: str | None) -> Section:
+    if not config_text:
+        return Section("config", "Configuration", [Text("No config.yaml in the run directory.", "note")])
+    return Section("config", "Configuration", [Code(config_text, "config.yaml (the resolved study configuration)")])
+
+
+def build_document(rows: Sequence[Row], an: Mapping, run_dir: str, config: Mapping | None, config_text: str | None) -> Document:
+    colors = P.method_colors(an["methods"])
+    sections = [overview(rows, an, run_dir, config), prune_potential_section(an, colors),
+                accuracy_section(rows, an, colors), excess_section(an, colors),
+                Section("cost", "Model size and cost", [cost_summary(rows), cost_rows(rows)])]
+    for ev, keys in metric_keys(rows).items():
+        if ev == A.NOMINAL:  # its accuracy is the main plot above
+            continue
+        sections.append(evaluator_section(ev, rows, an, keys, colors))
+    sections.append(config_section(config_text))
+    return Document(f"prunebench report: {run_dir}", sections)
+
+
+__all__ = ["build_document"]

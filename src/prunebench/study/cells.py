@@ -1,0 +1,146 @@
+"""What one cell does: train a parent, prune (+ retrain) a model, or run one evaluator on a checkpoint.
+
+:func:`run_cell` is a plain top-level function over JSON-able arguments so that a worker process
+(``concurrent.futures``, spawn) can run it. It writes the cell's checkpoint (atomically) and
+returns an outcome dict; the caller writes the store record *after* the checkpoint exists, so a
+killed run leaves no record and the cell restarts cleanly.
+
+Determinism: the model is built right after seeding the RNG with the cell's seed; the trainer,
+the pruning call and the evaluators are seeded from the config. A cell's checkpoint is therefore
+a function of its config on a given device; its SHA-256 is recorded so dependents can tell.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CHECKPOINTS = "checkpoints"
+_DATA: dict[str, Any] = {}  # per-process dataset cache (spec JSON -> Dataset)
+
+
+def checkpoint_path(run_dir: str | Path, key: str) -> Path:
+    return Path(run_dir) / CHECKPOINTS / f"{key}.safetensors"
+
+
+def get_dataset(spec: dict[str, Any]):
+    """The dataset for a spec (name, root, val_fraction, split_seed, train_limit, test_limit), cached per process."""
+    from prunebench.data import load_dataset
+
+    key = json.dumps(spec, sort_keys=True)
+    if key not in _DATA:
+        _DATA[key] = load_dataset(spec["name"], spec.get("root"), val_fraction=spec.get("val_fraction", 0.1),
+                                  split_seed=spec.get("split_seed", 0), train_limit=spec.get("train_limit"),
+                                  test_limit=spec.get("test_limit"))
+    return _DATA[key]
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def run_cell(cell: dict[str, Any], run_dir: str, device: str, progress: bool = False) -> dict[str, Any]:
+    """Execute one cell (as :meth:`Cell.to_json`); never raises for a failing cell (status "failed")."""
+    from prunebench.study.plan import Cell
+
+    c = Cell.from_json(cell)
+    t0 = time.perf_counter()
+    try:
+        work = {"train": _train, "prune": _prune, "eval": _eval}[c.kind]
+        metrics = work(c, Path(run_dir), torch.device(device), progress)
+        return {"key": c.key, "status": "done", "metrics": metrics, "seconds": time.perf_counter() - t0}
+    except Exception as e:  # noqa: BLE001  (a failed cell is recorded; independent cells go on)
+        msg = " ".join(str(e).split()) or type(e).__name__
+        return {"key": c.key, "status": "failed", "error": f"{type(e).__name__}: {msg}",
+                "traceback": traceback.format_exc(limit=20), "seconds": time.perf_counter() - t0}
+
+
+# ---------------------------------------------------------------------- the three kinds
+def _train_summary(result: Any) -> dict[str, Any]:
+    hist = result.history
+    last = hist[-1] if hist else {}
+    return {"epochs": len(hist), "best_epoch": result.best_epoch, "best_val_acc": result.best_val_acc,
+            "final_train_loss": last.get("train_loss"), "final_train_acc": last.get("train_acc"),
+            "final_val_acc": last.get("val_acc"), "seconds": result.seconds, "images_per_s": result.images_per_s}
+
+
+def _meta(c: Cell, kwargs: dict[str, Any], data_spec: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """Checkpoint metadata: enough for ``load_checkpoint`` and ``prunebench evaluate`` to use the file alone."""
+    return {"model": c.run["model"]["name"], "model_kwargs": kwargs, "dataset": data_spec["name"],
+            "data_root": data_spec.get("root"), "val_fraction": data_spec.get("val_fraction", 0.1),
+            "split_seed": data_spec.get("split_seed", 0), "train_limit": data_spec.get("train_limit"),
+            "cell": c.key, "kind": c.kind, "config": c.config, **extra}
+
+
+def _train(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict[str, Any]:
+    from prunebench.models import create_model
+    from prunebench.store import save_checkpoint
+    from prunebench.study.methods import efficiency
+    from prunebench.training import TrainConfig, train
+
+    data = get_dataset(c.run["data"])
+    recipe = TrainConfig(**c.config["train"])
+    kwargs = c.run["model"]["kwargs"]
+    torch.manual_seed(recipe.seed)  # the initialisation is part of what the seed fixes
+    model = create_model(c.run["model"]["name"], **kwargs)
+    result = train(model, data, recipe, device=device, progress=progress, desc=c.describe())
+    meta = _meta(c, kwargs, c.run["data"], seed=recipe.seed, train=c.config["train"], history=result.history)
+    path = save_checkpoint(checkpoint_path(run_dir, c.key), model, meta)
+    return {"prune_ratio": 0.0, **efficiency(model, None, data.info, device), "train": _train_summary(result),
+            "sha256": file_sha256(path)}
+
+
+def _prune(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict[str, Any]:
+    from prunebench.store import load_checkpoint, save_checkpoint
+    from prunebench.study.methods import efficiency, prune_model
+    from prunebench.training import TrainConfig, train
+
+    conf = c.config
+    data = get_dataset(c.run["data"])
+    src = load_checkpoint(checkpoint_path(run_dir, conf["from"]), device)
+    model = src.model
+    torch.manual_seed(conf["seed"])
+    state = prune_model(model, conf["method"], conf["ratio"], data=data, masks=src.masks or None,
+                        selection=conf["selection"], seed=conf["seed"], device=device, options=conf["options"])
+    before = state.prune_ratio()
+    summary = None
+    history: list[dict[str, float]] = []
+    if conf["retrain"] is not None:
+        result = train(model, data, TrainConfig(**conf["retrain"]), device=device, callbacks=[state],
+                       progress=progress, desc=c.describe())
+        summary, history = _train_summary(result), result.history
+    state.apply()
+    state.verify(model)
+    meta = _meta(c, src.meta.get("model_kwargs", {}), c.run["data"], seed=conf["seed"], method=conf["method"],
+                 ratio=conf["ratio"], parent_cell=conf["from"], history=history)
+    path = save_checkpoint(checkpoint_path(run_dir, c.key), model, meta, masks=dict(state.masks))
+    return {"prune_ratio": state.prune_ratio(), "prune_ratio_before_retrain": before,
+            **efficiency(model, state, data.info, device), "train": summary, "sha256": file_sha256(path)}
+
+
+def _eval(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict[str, Any]:
+    from prunebench.evaluation.base import EvalContext
+    from prunebench.evaluation.suite import run_suite
+    from prunebench.store import load_checkpoint
+
+    conf = c.config
+    data = get_dataset(c.run["data"])
+    model = load_checkpoint(checkpoint_path(run_dir, conf["model"]), device).model
+    parent = load_checkpoint(checkpoint_path(run_dir, conf["parent"]), device).model if conf.get("parent") else None
+    baseline = load_checkpoint(checkpoint_path(run_dir, conf["baseline"]), device).model if conf.get("baseline") else None
+    ctx = EvalContext(data=data, device=device, parent=parent, baseline=baseline, seed=conf.get("seed", 0),
+                      batch_size=c.run.get("batch_size", 1000), max_samples=conf.get("max_samples"))
+    name = conf["evaluator"]
+    return run_suite(model, ctx, [name], {name: dict(conf.get("options") or {})})
+
+
+from prunebench.study.plan import Cell  # noqa: E402  (type used in signatures; plan imports nothing from here)

@@ -1,0 +1,114 @@
+"""Result rows of a run directory (docs/STUDY.md): one flat dict per finished model cell, eval metrics merged.
+
+Only the cells of the run's current plan (``plan.json``) count, so records left in the store by an
+earlier config (still valid under their own keys and reused if that config comes back) never leak
+into the rows. An eval record is merged only if it evaluated the model's current checkpoint.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from prunebench.errors import UserError
+
+BASE_FIELDS = ("model_key", "kind", "method", "rep", "cycle", "target_ratio", "prune_ratio",
+               "params_total", "params_nonzero", "flops_dense", "flops_effective")
+EXTRA_FIELDS = ("retrained", "seed")  # beyond the schema: was this model retrained, the repetition's seed
+
+
+def load_results(run_dir: str | Path, *, as_frame: bool = False) -> Any:
+    """The rows of ``run_dir`` (list of dicts; a pandas DataFrame with ``as_frame=True``)."""
+    from prunebench.store.results import ResultStore
+    from prunebench.study.runner import PLAN_FILE, RESULTS_FILE, check_run_dir
+
+    run = Path(run_dir)
+    if not (run / PLAN_FILE).is_file() or not (run / RESULTS_FILE).is_file():
+        raise UserError(f"{run} is not a prunebench run directory (no {PLAN_FILE} / {RESULTS_FILE}); "
+                        "pass the folder `prunebench run` wrote")
+    check_run_dir(run)
+    try:
+        cells = json.loads((run / PLAN_FILE).read_text(encoding="utf-8"))["cells"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise UserError(f"{run / PLAN_FILE} is unreadable ({e}); rerun `prunebench run` to rewrite it") from None
+    with ResultStore(run / RESULTS_FILE) as store:
+        records = {r.key: r for r in store.records() if r.status == "done"}
+    rows: dict[str, dict[str, Any]] = {}
+    for cell in cells:
+        rec = records.get(cell["key"])
+        if rec is None:
+            continue
+        if cell["kind"] in ("train", "prune"):
+            rows[cell["key"]] = _model_row(cell, rec.metrics)
+        else:
+            row = rows.get(cell["config"]["model"])
+            if row is None or (rec.metrics.get("inputs") or {}).get(row["model_key"]) != row["_sha"]:
+                continue  # model not finished, or this eval saw an older checkpoint
+            row.update({k: v for k, v in rec.metrics.items() if "/" in k and not isinstance(v, (dict, list))})
+    out = []
+    for row in rows.values():
+        row.pop("_sha")
+        out.append(row)
+    if as_frame:
+        try:
+            import pandas as pd
+        except ImportError:
+            raise UserError("as_frame=True needs pandas, which is not installed; pip install pandas, "
+                            "or use the list of dicts (as_frame=False)") from None
+        return pd.DataFrame(out, columns=columns(out))
+    return out
+
+
+def _model_row(cell: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    lab = cell["labels"]
+    parent = cell["kind"] == "train"
+    row: dict[str, Any] = {
+        "model_key": cell["key"], "kind": "parent" if parent else "pruned", "method": "parent" if parent else lab["method"],
+        "rep": lab["rep"], "cycle": 0 if parent else lab["cycle"], "target_ratio": 0.0 if parent else lab["target_ratio"],
+        "prune_ratio": metrics.get("prune_ratio", 0.0),
+    }
+    for k in BASE_FIELDS[7:]:
+        row[k] = metrics.get(k)
+    row["retrained"], row["seed"] = lab.get("retrained", True), lab.get("seed")
+    row["_sha"] = metrics.get("sha256")
+    return row
+
+
+def columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Schema fields first, then every metric (nominal first, then by evaluator, sorted)."""
+    seen = {k for r in rows for k in r}
+    metrics = sorted((k for k in seen if k not in BASE_FIELDS and k not in EXTRA_FIELDS),
+                     key=lambda k: (not k.startswith("nominal/"), k))
+    return [*BASE_FIELDS, *EXTRA_FIELDS, *metrics]
+
+
+def export_results(run_dir: str | Path, path: str | Path) -> Path:
+    """Write the rows to ``path``: ``.csv`` (one column per field, empty = missing) or ``.json`` (list of objects)."""
+    from prunebench.study.runner import write_atomic
+
+    rows = load_results(run_dir)
+    out = Path(path)
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".json"):
+        raise UserError(f"cannot export to {out.name!r}: use a .csv or .json file name")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cols = columns(rows)
+    if suffix == ".json":
+        clean = [{k: _json_value(r.get(k)) for k in cols if k in r} for r in rows]
+        write_atomic(out, json.dumps(clean, indent=1))
+    else:
+        import io
+
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
+        write_atomic(out, buf.getvalue())
+    return out
+
+
+def _json_value(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v

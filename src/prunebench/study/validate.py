@@ -1,0 +1,119 @@
+"""Turning validation problems into one-line messages, and the checks that need the registries.
+
+Kept apart from :mod:`prunebench.study.config` (the schema) so the schema reads on its own.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from pydantic import BaseModel, ValidationError
+
+from prunebench.errors import UserError
+from prunebench.study.config import StudyConfig
+from prunebench.training.config import TrainConfig
+
+
+def format_error(e: ValidationError, raw: Any) -> str:
+    """The first pydantic error as one line: key path, problem, bad value, allowed values."""
+    err = e.errors(include_url=False)[0]
+    loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "tagged-union")))]
+    path = _path(loc)
+    if err["type"] == "extra_forbidden":
+        parent = _path(loc[:-1])
+        allowed = _allowed_keys(loc[:-1])
+        scope = f" in {parent!r}" if parent else ""
+        return (f"unknown key {loc[-1]!r}{scope}" + (f"; allowed keys: {', '.join(allowed)}" if allowed else ""))
+    if err["type"] == "missing":
+        return f"missing required key {path!r}"
+    msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if err["type"] in ("value_error", "assertion_error") or "input" not in err:
+        return f"{path or 'config'}: {msg}" if path else msg
+    return f"{path}: {msg}, got {err['input']!r}"
+
+
+def _path(loc: list[Any]) -> str:
+    out = ""
+    for p in loc:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _allowed_keys(loc: list[Any]) -> list[str]:
+    """Field names of the model at ``loc`` (walking StudyConfig's nested models; indices skip)."""
+    cls: Any = StudyConfig
+    for p in loc:
+        if isinstance(p, int):
+            continue
+        field = getattr(cls, "model_fields", {}).get(p)
+        if field is None:
+            return []
+        cls = _model_in(field.annotation)
+        if cls is None:
+            return []
+    hidden = {"seed"} if cls is TrainConfig else set()  # the study sets recipe seeds itself
+    return sorted(set(getattr(cls, "model_fields", {})) - hidden)
+
+
+def _model_in(annotation: Any) -> Any:
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def check_names(cfg: StudyConfig, where: str = "config") -> None:
+    """Registry names and method/evaluator options that are impossible, each as one line with its key."""
+    import prunebench.evaluation  # noqa: F401  (registers evaluators)
+    import prunebench.pruning  # noqa: F401
+    from prunebench.data import DATASETS
+    from prunebench.evaluation.base import EVALUATORS
+    from prunebench.models import MODELS
+    from prunebench.pruning.base import METHODS
+    from prunebench.study.methods import check_method_options, load_methods
+
+    load_methods()
+
+    def need(registry: Any, name: str, key: str) -> None:
+        if name not in registry:
+            try:
+                registry.get(name)
+            except UserError as e:
+                raise UserError(f"{where}: {key}: {e}") from None
+
+    need(MODELS, cfg.model.name, "model.name")
+    need(DATASETS, cfg.dataset.name, "dataset.name")
+    for i, m in enumerate(cfg.methods):
+        need(METHODS, m.name, f"methods[{i}].name")
+        problem = check_method_options(m.name, m.options)
+        if problem:
+            raise UserError(f"{where}: methods[{i}] ({m.name}): {problem}")
+    for i, e in enumerate(cfg.evaluation.suite):
+        need(EVALUATORS, e.name, f"evaluation.suite[{i}].name")
+        unknown, allowed = _unknown_options(EVALUATORS.get(e.name), e.options)
+        if unknown:
+            raise UserError(f"{where}: evaluation.suite[{i}] ({e.name}): unknown option(s) {unknown}; "
+                            f"allowed: {', '.join(allowed) or 'none'}")
+    if cfg.selection:
+        from prunebench.pruning.selection import Selection
+
+        try:
+            Selection.from_dict(dict(cfg.selection))
+        except (UserError, TypeError) as e:
+            raise UserError(f"{where}: selection: {e}") from None
+
+
+def _unknown_options(fn: Any, options: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Options an evaluator ``f(model, ctx, **named)`` does not name (caught now, not after training)."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(fn).parameters.values())[2:]
+    except (TypeError, ValueError):
+        return [], []
+    named = sorted(p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
+    return sorted(set(options) - set(named)), named

@@ -1,0 +1,108 @@
+"""``prunebench check``: the deployment gate on real checkpoints trained on real Fashion-MNIST."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from prunebench.cli.check import compare
+from prunebench.cli.main import main
+
+LIMIT = ["--limit", "500", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    """A parent (lenet5, 1 epoch on 2000 images) and a masked copy of it (95% of every weight tensor masked by
+    magnitude). The masked copy stores the parent's dense weights plus masks, so it is only worse if the gate
+    applies the masks."""
+    from prunebench.data import load_dataset
+    from prunebench.data.base import Dataset
+    from prunebench.models import create_model
+    from prunebench.store import save_checkpoint
+    from prunebench.training import TrainConfig, train
+
+    data = load_dataset("fashion-mnist", train_limit=2000, test_limit=500)
+    data = Dataset(data.info, data.train, data.val.subset(slice(0, 500)), data.test)
+    kwargs = {"in_channels": 1, "num_classes": 10, "image_size": 28}
+    torch.manual_seed(0)
+    model = create_model("lenet5", **kwargs)
+    train(model, data, TrainConfig(epochs=1, batch_size=64, lr=0.05), progress=False)
+    out = tmp_path_factory.mktemp("check")
+    meta = {"model": "lenet5", "model_kwargs": kwargs, "dataset": "fashion-mnist"}
+    parent = save_checkpoint(out / "parent", model, meta)
+    masks = {}
+    for name, p in model.named_parameters():
+        if name.endswith("weight") and p.dim() > 1:
+            keep = max(1, int(0.05 * p.numel()))
+            masks[name] = p.detach().abs() >= p.detach().abs().flatten().topk(keep).values[-1]
+    masked = save_checkpoint(out / "masked", model, meta, masks=masks)
+    return {"parent": parent, "masked": masked, "dir": out}
+
+
+def test_model_against_itself_passes_on_every_distribution(ckpts, capsys):
+    rc = main(["check", str(ckpts["parent"]), "--parent", str(ckpts["parent"]), *LIMIT])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.split() and line.split()[-1] in ("PASS", "FAIL")}
+    # default suite: nominal + noise at three eps + FGSM at the 1-channel eps grid
+    assert set(lines) == {"nominal", "noise-0.1", "noise-0.2", "noise-0.3", "fgsm-0.01", "fgsm-0.03", "fgsm-0.1"}
+    assert all(line.endswith("PASS") and "+0.50" in line for line in lines.values()), out  # margin = delta exactly
+    assert "PASS: all 7 distributions" in out
+
+
+def test_masked_copy_fails_and_names_the_distributions(ckpts, capsys, tmp_path):
+    report = tmp_path / "verdict.json"
+    rc = main(["check", str(ckpts["masked"]), "--parent", str(ckpts["parent"]), "--suite", "calibration",
+               "--out", str(report), *LIMIT])
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    verdict = json.loads(report.read_text())
+    assert verdict["passed"] is False and "nominal" in verdict["failed"]
+    fail_line = next(line for line in out.splitlines() if line.startswith("FAIL:"))
+    assert all(d in fail_line for d in verdict["failed"])
+    nominal = next(r for r in verdict["distributions"] if r["distribution"] == "nominal")
+    assert nominal["pruned_acc"] < nominal["parent_acc"] - 0.05  # the masks really were applied
+    assert nominal["margin"] == pytest.approx(nominal["pruned_acc"] - nominal["parent_acc"] + 0.005)
+    # an explicit suite replaces the default one; nominal is always added; calibration runs but gates nothing
+    assert verdict["suite"] == ["nominal", "calibration"] and [r["distribution"] for r in verdict["distributions"]] == ["nominal"]
+    assert "calibration/ece" in verdict["metrics"]["pruned"] and fail_line.endswith(": nominal")
+
+
+def test_a_huge_delta_lets_the_masked_copy_pass(ckpts, capsys):
+    rc = main(["check", str(ckpts["masked"]), "--parent", str(ckpts["parent"]), "--suite", "nominal",
+               "--delta", "0.99", *LIMIT])
+    assert rc == 0, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["missing.safetensors", "--parent", "PARENT"], "checkpoint not found"),
+    (["PARENT", "--parent", "missing.safetensors"], "checkpoint not found"),
+    (["PARENT", "--parent", "PARENT", "--delta", "-0.1"], "--delta"),
+    (["PARENT", "--parent", "PARENT", "--limit", "0"], "--limit"),
+    (["PARENT", "--parent", "PARENT", "--suite", "nominal,no-such-evaluator"], "unknown evaluator"),
+])
+def test_bad_input_exits_2_with_one_line(ckpts, capsys, tmp_path, args, message):
+    args = [str(ckpts["parent"]) if a == "PARENT" else str(tmp_path / a) if a.endswith(".safetensors") else a for a in args]
+    rc = main(["check", *args, "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_other_dataset_checkpoint_is_rejected(ckpts, capsys):
+    from prunebench.store import load_checkpoint, save_checkpoint
+
+    ck = load_checkpoint(ckpts["parent"])
+    other = save_checkpoint(ckpts["dir"] / "other", ck.model, {**ck.meta, "dataset": "mnist"})
+    rc = main(["check", str(other), "--parent", str(ckpts["parent"]), "--suite", "nominal", *LIMIT])
+    assert rc == 2 and "different datasets" in capsys.readouterr().err
+
+
+def test_compare_on_hand_numbers():
+    parent = {"nominal/acc/nominal": 0.90, "x/acc/fog-3": 0.80, "x/ece": 0.1, "x/acc/only-parent": 0.5}
+    pruned = {"nominal/acc/nominal": 0.895, "x/acc/fog-3": 0.79, "x/ece": 0.9}
+    rows = {r["distribution"]: r for r in compare(parent, pruned, 0.005)}
+    assert set(rows) == {"nominal", "fog-3"}  # only accuracies present in both
+    assert rows["nominal"]["passed"] and rows["nominal"]["margin"] == pytest.approx(0.0)  # an exact tie passes
+    assert not rows["fog-3"]["passed"] and rows["fog-3"]["margin"] == pytest.approx(-0.005)
