@@ -89,8 +89,14 @@ def main() -> None:
     print(f"{'loop':28s} {'median img/s':>14s}  all rounds")
     for k, v in results.items():
         print(f"{k:28s} {med[k]:14.0f}  {' '.join(f'{x:.0f}' for x in v)}")
-    print(f"ours / best dataloader = {med['ours'] / best_dl:.2f}x (target >= 1.8)")
-    print(f"ours / compute-only    = {med['ours'] / med['compute-only']:.1%} (target >= 95%)")
+    # Ratios within each round (the loops run back to back) resist drift in machine load better.
+    dl_keys = [k for k in results if k.startswith("dataloader")]
+    per_dl = [results["ours"][r] / max(results[k][r] for k in dl_keys) for r in range(args.rounds)]
+    per_co = [results["ours"][r] / results["compute-only"][r] for r in range(args.rounds)]
+    print(f"ours / best dataloader = {med['ours'] / best_dl:.2f}x of medians, {statistics.median(per_dl):.2f}x median "
+          f"per-round ratio (target >= 1.8)")
+    print(f"ours / compute-only    = {med['ours'] / med['compute-only']:.1%} of medians, "
+          f"{statistics.median(per_co):.1%} median per-round ratio (target >= 95%)")
 
 
 if __name__ == "__main__":

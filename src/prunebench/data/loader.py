@@ -24,12 +24,6 @@ def random_crop(x: torch.Tensor, padding: int, gen: torch.Generator) -> torch.Te
     return padded[batch, chan, rows, cols]
 
 
-def random_hflip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Flip each image left-right with probability 1/2."""
-    flip = torch.rand(len(x), generator=gen, device=x.device) < 0.5
-    return torch.where(flip[:, None, None, None], x.flip(3), x)
-
-
 class DeviceLoader:
     """Iterate over a split in (shuffled) mini-batches of normalized float images and int64 labels.
 
@@ -48,21 +42,30 @@ class DeviceLoader:
         mean = torch.tensor(info.mean, device=self.device).view(1, -1, 1, 1)
         self.scale, self.shift = 1.0 / (255.0 * std), -mean / std
         self.gen = torch.Generator(device=self.device).manual_seed(seed)
+        # Horizontal flips become free: keep a mirrored copy (2x the uint8 bytes) and let the random
+        # flip choose which copy each index gathers from; one index_select per batch does both.
+        self.flip = self.augment and info.hflip
+        if self.flip:
+            self.x = torch.cat([self.x, self.x.flip(3)])
+            self.y = torch.cat([self.y, self.y])
+        self.n = len(split)
 
     def __len__(self) -> int:
-        n = len(self.x)
+        n = self.n
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.x)
+        n = self.n
         order = torch.randperm(n, generator=self.gen, device=self.device) if self.train else None
         for b in range(len(self)):
             sl = slice(b * self.batch_size, min(n, (b + 1) * self.batch_size))
-            idx = order[sl] if order is not None else sl
-            x = self.x[idx].float()
-            if self.augment:
-                if self.info.crop_padding:
-                    x = random_crop(x, self.info.crop_padding, self.gen)
-                if self.info.hflip:
-                    x = random_hflip(x, self.gen)
-            yield x.mul_(self.scale).add_(self.shift), self.y[idx]
+            if order is None:
+                x, y = self.x[sl], self.y[sl]
+            else:
+                idx = order[sl]
+                if self.flip:
+                    idx = torch.where(torch.rand(len(idx), generator=self.gen, device=self.device) < 0.5, idx + n, idx)
+                x, y = self.x.index_select(0, idx), self.y.index_select(0, idx)
+            if self.augment and self.info.crop_padding:  # on uint8: a quarter of the bytes of float
+                x = random_crop(x, self.info.crop_padding, self.gen)
+            yield x.float().mul_(self.scale).add_(self.shift), y

@@ -97,21 +97,21 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, *, device: torch.de
             sched.step()
             step += 1
             _call(callbacks, "on_step", step)
-            loss_sum += loss.detach() * len(y)
+            loss_sum += loss.detach()  # batch means; every training batch has the same size (drop_last)
             correct += (out.detach().argmax(1) == y).sum()
             seen += len(y)
             bar.update(1)
             if progress and time.perf_counter() - last_refresh > 2.0:  # one sync per refresh, not per step
                 last_refresh = time.perf_counter()
                 _check_finite(loss_sum, epoch, step)
-                bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}",
+                bar.set_postfix(loss=f"{loss_sum.item() / (seen / len(y)):.3f}", acc=f"{correct.item() / seen:.3f}",
                                 img_s=f"{seen / (last_refresh - t0):.0f}")
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - t0
         _check_finite(loss_sum, epoch, step)
         val = evaluate_split(model, data.val, data.info, device)
-        row = {"epoch": epoch + 1, "train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen,
+        row = {"epoch": epoch + 1, "train_loss": loss_sum.item() / max(steps, 1), "train_acc": correct.item() / seen,
                "val_acc": val["acc"], "val_loss": val["loss"], "lr": opt.param_groups[0]["lr"],
                "seconds": seconds, "images_per_s": seen / seconds}
         result.history.append(row)
