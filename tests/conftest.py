@@ -17,6 +17,19 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """One intra-op thread for the whole suite: the test models and batches are tiny, results are
+    bit-identical between sequential and multi-process study runs, and OpenMP threads spinning
+    against other processes on a busy 2-core machine made some files 5-10x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def fmnist():
     """Fashion-MNIST, real files, small subsets for speed (validation split is the real 6000)."""

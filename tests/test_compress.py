@@ -10,32 +10,14 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from helpers import randomize_bn
+
 from prunebench.errors import UserError
 from prunebench.models import create_model
 from prunebench.pruning import methods as _methods  # noqa: F401  (registration)
 from prunebench.pruning.base import METHODS, PruneContext
 from prunebench.pruning.compress import compress, compression_gap, export_csr, load_csr, masked_model
 from prunebench.pruning.masks import PruningState
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-def _bn_random(model: nn.Module, seed: int = 0) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                m.running_mean.copy_(torch.rand(c, generator=g) - 0.5)
-                m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(c, generator=g) - 0.5)
-    return model
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +37,7 @@ def _random_masks(state: PruningState, keep: float, seed: int = 0) -> dict[str, 
 
 def test_densenet_concat_compresses_exactly(x) -> None:
     torch.manual_seed(0)
-    model = _bn_random(create_model("densenet22", in_channels=1, image_size=28)).eval()
+    model = randomize_bn(create_model("densenet22", in_channels=1, image_size=28)).eval()
     state = PruningState.dense(model)
     state.update(METHODS.get("ft")(model, state, 0.5, PruneContext(options={"input_shape": (1, 28, 28)})))
     small = compress(model, state, x[:1])
@@ -67,7 +49,7 @@ def test_densenet_concat_compresses_exactly(x) -> None:
 
 def test_original_is_untouched_and_mode_is_kept(x) -> None:
     torch.manual_seed(0)
-    model = _bn_random(create_model("resnet20", in_channels=1, image_size=28)).train()
+    model = randomize_bn(create_model("resnet20", in_channels=1, image_size=28)).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     state = PruningState.dense(model)
     state.update(METHODS.get("random-filter")(model, state, 0.5, PruneContext(options={"input_shape": (1, 28, 28)})))
@@ -82,7 +64,7 @@ def test_original_is_untouched_and_mode_is_kept(x) -> None:
 
 def test_unstructured_masks_remove_nothing_but_stay_equal(x) -> None:
     torch.manual_seed(0)
-    model = _bn_random(create_model("vgg11_bn", in_channels=1, image_size=28, width=0.25)).eval()
+    model = randomize_bn(create_model("vgg11_bn", in_channels=1, image_size=28, width=0.25)).eval()
     state = PruningState.dense(model)
     state.update(_random_masks(state, 0.5))
     small = compress(model, state, x[:1])
@@ -96,7 +78,7 @@ def test_unstructured_masks_remove_nothing_but_stay_equal(x) -> None:
 def test_only_whole_groups_are_removed(x) -> None:
     """A filter zeroed in its producer only (consumer columns kept) carries BN's shift: it must stay."""
     torch.manual_seed(0)
-    model = _bn_random(create_model("vgg11_bn", in_channels=1, image_size=28, width=0.25)).eval()
+    model = randomize_bn(create_model("vgg11_bn", in_channels=1, image_size=28, width=0.25)).eval()
     state = PruningState.dense(model)
     new = {k: m.clone() for k, m in state.masks.items()}
     new["features.0.weight"][:3] = False  # filters 0-2 of conv1 only

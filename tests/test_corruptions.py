@@ -44,14 +44,6 @@ NOT_MONOTONE = {
 } | {("elastic_transform", s) for s in (1, 2, 3, 4)}  # affine jitter .08s -> .03s shrinks faster than the warp grows
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small batches gain nothing from intra-op threads, and on a loaded 2-core machine OpenMP's
-    spinning threads slow these tests several-fold; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _fmnist(n: int) -> torch.Tensor:

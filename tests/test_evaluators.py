@@ -25,14 +25,6 @@ from prunebench.evaluation.ood import _fit_shape, aupr_in, auroc, fpr_at_tpr
 OURS = {"nominal", "noise-similarity", "informative-features", "ood", "calibration", "adversarial", "trainability"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: as fast for these tiny models, and immune to OpenMP spin-waiting, which
-    made this file ~7x slower on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_conv(seed: int) -> nn.Module:

@@ -19,12 +19,6 @@ from prunebench.pruning.masks import MaskViolation
 from prunebench.pruning.selection import prunable_layers
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def small_net() -> nn.Module:

@@ -24,14 +24,6 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    # one intra-op thread: these are tiny batches, and on a busy 2-core box OpenMP threads
-    # spinning against other processes made a 3 s test take 50 s
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")

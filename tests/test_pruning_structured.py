@@ -14,6 +14,8 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import randomize_bn
+
 from prunebench.errors import UserError
 from prunebench.models import create_model
 from prunebench.pruning import methods as _methods  # noqa: F401  (registration)
@@ -52,19 +54,6 @@ class AddCat(nn.Module):
         return self.fc2(torch.relu(self.fc1(torch.flatten(self.pool(y), 1))))
 
 
-def _randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                m.running_mean.copy_(torch.rand(c, generator=g) - 0.5)
-                m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(c, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(c, generator=g) - 0.5)
-    return model.eval()
-
-
 BUILDERS = {
     "lenet5": lambda: create_model("lenet5", in_channels=1, image_size=28),
     "resnet20": lambda: create_model("resnet20", in_channels=1, image_size=28),
@@ -73,18 +62,10 @@ BUILDERS = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors; OpenMP spinning on a busy 2-core box only slows things down
-    yield
-    torch.set_num_threads(old)
-
-
 @functools.lru_cache(maxsize=None)
 def _model(name: str) -> nn.Module:
     torch.manual_seed(0)
-    return _randomize_bn(BUILDERS[name]())
+    return randomize_bn(BUILDERS[name]()).eval()
 
 
 def _ctx(data, method: str, seed: int = 0) -> PruneContext:
@@ -293,7 +274,7 @@ def test_through_prune_api_zeroes_whole_channels(fmnist) -> None:
     from prunebench.pruning.api import prune
 
     torch.manual_seed(0)
-    model = _randomize_bn(create_model("vgg11_bn", in_channels=1, image_size=28, width=0.25))
+    model = randomize_bn(create_model("vgg11_bn", in_channels=1, image_size=28, width=0.25)).eval()
     state = prune(model, "ft", 0.5, data=fmnist)  # input shape from the dataset
     w = model.features[0].weight.detach().reshape(model.features[0].out_channels, -1)
     zero_rows = (w == 0).all(1)

@@ -64,12 +64,6 @@ def build(name: str) -> nn.Module:
     return BUILDERS[name]()
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 # ------------------------------------------------------------------------------------ every method

@@ -46,16 +46,6 @@ def strip(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["model_key"])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread, as each of the 2 workers gets on 2 cores: the same arithmetic, so results
-    match bit for bit, and no OpenMP spin-waiting when the machine is busy."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
