@@ -44,8 +44,6 @@ NOT_MONOTONE = {
 } | {("elastic_transform", s) for s in (1, 2, 3, 4)}  # affine jitter .08s -> .03s shrinks faster than the warp grows
 
 
-
-
 def _fmnist(n: int) -> torch.Tensor:
     x = read_idx(FMNIST / "t10k-images-idx3-ubyte.gz")[:n]
     return torch.from_numpy(x.copy()).unsqueeze(1)

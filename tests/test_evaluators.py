@@ -25,8 +25,6 @@ from prunebench.evaluation.ood import _fit_shape, aupr_in, auroc, fpr_at_tpr
 OURS = {"nominal", "noise-similarity", "informative-features", "ood", "calibration", "adversarial", "trainability"}
 
 
-
-
 def tiny_conv(seed: int) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(

@@ -19,8 +19,6 @@ from prunebench.pruning.masks import MaskViolation
 from prunebench.pruning.selection import prunable_layers
 
 
-
-
 def small_net() -> nn.Module:
     return nn.Sequential(
         nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),

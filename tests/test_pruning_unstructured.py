@@ -64,8 +64,6 @@ def build(name: str) -> nn.Module:
     return BUILDERS[name]()
 
 
-
-
 # ------------------------------------------------------------------------------------ every method
 
 @pytest.mark.parametrize("model_name", sorted(BUILDERS))

@@ -46,8 +46,6 @@ def strip(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["model_key"])
 
 
-
-
 @pytest.fixture(scope="module")
 def smoke_run(_one_thread, tmp_path_factory: pytest.TempPathFactory):
     run = tmp_path_factory.mktemp("study") / "smoke"
