@@ -64,12 +64,16 @@ def bench_wt(base: nn.Module, ratio: float, rounds: int) -> tuple[float, float]:
     return statistics.median(ours), statistics.median(theirs)
 
 
+def make_sgd(model: nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.05, momentum=0.9, weight_decay=5e-4)
+
+
 def train_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch: int,
-                after_step=None) -> list[float]:
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.05, momentum=0.9, weight_decay=5e-4)
+                after_step=None, opt: torch.optim.Optimizer | None = None, offset: int = 0) -> list[float]:
+    opt = opt or make_sgd(model)
     model.train()
     times = []
-    for s in range(steps):
+    for s in range(offset, offset + steps):
         xb, yb = x[(s * batch) % len(x):][:batch], y[(s * batch) % len(y):][:batch]
         t0 = time.perf_counter()
         loss = F.cross_entropy(model(xb), yb)
@@ -89,9 +93,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--epoch-steps", type=int, default=4, help="SGD steps timed for the epoch estimate")
-    ap.add_argument("--step-rounds", type=int, default=4, help="interleaved rounds of 2 steps each for (c)")
+    ap.add_argument("--step-rounds", type=int, default=30, help="interleaved steps of each model for (c)")
     ap.add_argument("--step-batch", type=int, default=0, help="batch size for (c) (0 = --batch)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
+    ap.add_argument("--only", choices=["a", "b", "c"], nargs="+", default=["a", "b", "c"], help="parts to run")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -100,15 +105,21 @@ def main() -> None:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, model {args.model}, "
           f"{sum(p.numel() for p in base.parameters()):,} params, ratio {args.ratio}")
 
-    # (a) --------------------------------------------------------------------------------------
-    ours, theirs = bench_wt(base, args.ratio, args.rounds)
-    print(f"(a) wt masks: ours {ours * 1e3:.1f} ms, torch global_unstructured {theirs * 1e3:.1f} ms, "
-          f"ratio {ours / theirs:.2f} (median of {args.rounds})")
+    if "a" in args.only:
+        ours, theirs = bench_wt(base, args.ratio, args.rounds)
+        print(f"(a) wt masks: ours {ours * 1e3:.1f} ms, torch global_unstructured {theirs * 1e3:.1f} ms, "
+              f"ratio {ours / theirs:.2f} (median of {args.rounds})")
 
-    # (b) --------------------------------------------------------------------------------------
     data = fake_cifar(n_train=args.batch * (args.epoch_steps + 1), n_val=5000)
     x = data.normalize(data.train.float_images())
     y = data.train.y
+    if "b" in args.only:
+        bench_sipp(base, data, x, y, args)
+    if "c" in args.only:
+        bench_step(base, x, y, args)
+
+
+def bench_sipp(base: nn.Module, data: Dataset, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace) -> None:
     model = copy.deepcopy(base)
     train_steps(model, x, y, 1, args.batch)  # warm-up (also for the epoch estimate below)
     step = statistics.median(train_steps(model, x, y, args.epoch_steps, args.batch))
@@ -120,23 +131,31 @@ def main() -> None:
           f"({args.epoch_steps} timed SGD steps of batch {args.batch}, median {step:.3f} s/step, extrapolated "
           f"to {math.ceil(45000 / args.batch)} steps); ratio {t_sipp / epoch:.3f}")
 
-    # (c) --------------------------------------------------------------------------------------
+
+def bench_step(base: nn.Module, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace) -> None:
     ours_m = copy.deepcopy(base)
     st = prune(ours_m, "wt", args.ratio)
     torch_m = copy.deepcopy(base)
     PruningState.dense(torch_m).update(st.masks).to_torch_prune(torch_m)
+    dense_m = copy.deepcopy(base)  # unmasked: the zero-overhead reference
     sb = args.step_batch or args.batch
-    train_steps(ours_m, x, y, 1, sb, st.apply)  # warm-up both
-    train_steps(torch_m, x, y, 1, sb)
-    t_ours, t_torch = [], []
-    for _ in range(args.step_rounds):
-        t_ours += train_steps(ours_m, x, y, 2, sb, st.apply)
-        t_torch += train_steps(torch_m, x, y, 2, sb)
+    runs = {"dense": (dense_m, None), "ours": (ours_m, st.apply), "torch": (torch_m, None)}
+    opts = {k: make_sgd(m) for k, (m, _) in runs.items()}
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for r in range(args.step_rounds + 1):  # round 0 warms up; one step of each per round, interleaved
+        for k, (m, after) in runs.items():
+            dt = train_steps(m, x, y, 1, sb, after, opt=opts[k], offset=r)[0]
+            if r:
+                times[k].append(dt)
     st.verify()
-    a, b = statistics.median(t_ours), statistics.median(t_torch)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    # Per-round differences to the dense step (adjacent in time) resist load drift better than medians.
+    over = {k: statistics.median([t - d for t, d in zip(times[k], times["dense"])]) for k in ("ours", "torch")}
     t_apply = statistics.median([timed(st.apply) for _ in range(50)])
-    print(f"(c) train step (batch {sb}): ours {a * 1e3:.1f} ms (incl. apply {t_apply * 1e3:.2f} ms), "
-          f"torch.nn.utils.prune hooks {b * 1e3:.1f} ms, ratio {a / b:.3f} (median of {len(t_ours)} steps each)")
+    print(f"(c) train step (batch {sb}), median of {args.step_rounds} interleaved steps: dense {med['dense'] * 1e3:.2f} ms, "
+          f"ours {med['ours'] * 1e3:.2f} ms (incl. apply {t_apply * 1e3:.3f} ms), torch.nn.utils.prune hooks "
+          f"{med['torch'] * 1e3:.2f} ms; step ratio ours / hooks {med['ours'] / med['torch']:.3f}; overhead over dense "
+          f"(median per-round difference): ours {over['ours'] * 1e3:.3f} ms, hooks {over['torch'] * 1e3:.3f} ms")
 
 
 if __name__ == "__main__":

@@ -117,6 +117,20 @@ def test_loader_deterministic_and_covers_epoch(fmnist) -> None:
     assert len(y1) == 6000 and torch.equal(torch.bincount(y1), torch.bincount(fmnist.train.y))
 
 
+def test_loader_chunking_does_not_change_batches(fmnist) -> None:
+    from dataclasses import replace
+
+    info = replace(fmnist.info, crop_padding=2, hflip=True)
+    def epoch(chunk_bytes: int, train: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return list(DeviceLoader(fmnist.val, info, 96, train=train, seed=3, drop_last=False, chunk_bytes=chunk_bytes))
+
+    for train in (True, False):
+        one, some, whole = epoch(1, train), epoch(7 * 96 * 784 * 4, train), epoch(1 << 30, train)
+        assert [len(y) for _, y in one] == [96] * 62 + [48]
+        for (x1, y1), (x2, y2), (x3, y3) in zip(one, some, whole):
+            assert torch.equal(x1, x2) and torch.equal(x1, x3) and torch.equal(y1, y2) and torch.equal(y1, y3)
+
+
 def test_loader_eval_is_plain_normalization(fmnist) -> None:
     x, y = next(iter(DeviceLoader(fmnist.test, fmnist.info, 100, train=False)))
     expected = (fmnist.test.x[:100].float() / 255 - fmnist.info.mean[0]) / fmnist.info.std[0]

@@ -19,10 +19,10 @@ def lenet(seed: int = 0) -> torch.nn.Module:
 def test_lenet5_learns_fashion_mnist(fmnist) -> None:
     """A broken pipeline (labels shuffled, normalization off, no optimizer step) cannot reach 85%."""
     model = lenet()
-    result = train(model, fmnist, TrainConfig(epochs=6, batch_size=64, lr=0.05), progress=False)
+    result = train(model, fmnist, TrainConfig(epochs=8, batch_size=64, lr=0.05), progress=False)
     test = evaluate_split(model, fmnist.test, fmnist.info)
     assert test["acc"] >= 0.85, test
-    assert len(result.history) == 6 and result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert len(result.history) == 8 and result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert result.images_per_s > 0
 
 
