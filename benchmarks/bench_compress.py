@@ -11,6 +11,10 @@ prune ratio (fraction of prunable weights removed): prune, compress, and report
     fraction of the real FLOP ratio (target >= 0.9) and our latency over Torch-Pruning's
     (target within 5%).
 
+All three are timed as deployed: ``prunebench.pruning.deploy.prepare_for_inference`` copies
+(BatchNorm folded into the convolutions, channels_last weights); ``--as-is`` times the modules
+unchanged (NCHW, BatchNorm as a separate pass) instead.
+
 Weights are random (Kaiming init, no trained checkpoint) with BatchNorm statistics calibrated on a
 few batches of random images; PFP's sensitivity batch S is drawn from a dataset of *random*
 CIFAR-shaped uint8 images ("random-cifar-shaped"). Latency depends only on the shapes, so random
@@ -38,6 +42,7 @@ from prunebench.models import create_model
 from prunebench.pruning import methods as _methods  # noqa: F401  (registration)
 from prunebench.pruning.base import METHODS, PruneContext
 from prunebench.pruning.compress import compress
+from prunebench.pruning.deploy import prepare_for_inference
 from prunebench.pruning.efficiency import flops
 from prunebench.pruning.masks import PruningState
 
@@ -73,7 +78,7 @@ def real_flops(model: nn.Module, example: torch.Tensor) -> float:
     return flops(model, tuple(example.shape[1:])).dense
 
 
-def tp_magnitude(dense: nn.Module, example: torch.Tensor, pruning_ratio: float) -> nn.Module:
+def tp_magnitude(dense: nn.Module, example: torch.Tensor, pruning_ratio: float, round_to: int = 1) -> nn.Module:
     import torch_pruning as tp
 
     model = copy.deepcopy(dense).eval()
@@ -81,13 +86,14 @@ def tp_magnitude(dense: nn.Module, example: torch.Tensor, pruning_ratio: float) 
     with torch.enable_grad():
         pruner = tp.pruner.MagnitudePruner(model, example_inputs=example,
                                            importance=tp.importance.MagnitudeImportance(p=1),
-                                           pruning_ratio=pruning_ratio, ignored_layers=[last])
+                                           pruning_ratio=pruning_ratio, ignored_layers=[last],
+                                           round_to=round_to if round_to > 1 else None)
         pruner.step()
     return model.eval()
 
 
 def tp_matching(dense: nn.Module, example: torch.Tensor, flops: float, rel_tol: float = 0.005,
-                iters: int = 14) -> list[tuple[nn.Module, float, float]]:
+                iters: int = 14, round_to: int = 1) -> list[tuple[nn.Module, float, float]]:
     """Bisect Torch-Pruning's channel ``pruning_ratio`` towards real FLOPs ``flops``.
 
     Returns one (model, pruning_ratio, flops) within ``rel_tol``, or else the two closest models
@@ -99,7 +105,7 @@ def tp_matching(dense: nn.Module, example: torch.Tensor, flops: float, rel_tol: 
     below: tuple[nn.Module, float, float] | None = None  # most FLOPs < target
     for _ in range(iters):
         mid = 0.5 * (lo + hi)
-        model = tp_magnitude(dense, example, mid)
+        model = tp_magnitude(dense, example, mid, round_to)
         f = real_flops(model, example)
         if abs(f - flops) <= rel_tol * flops:
             return [(model, mid, f)]
@@ -114,10 +120,17 @@ def tp_matching(dense: nn.Module, example: torch.Tensor, flops: float, rel_tol: 
     return [m for m in (above, below) if m is not None]
 
 
+def tp_mark(row: dict) -> str:
+    """'*' interpolated, '~' unmatched (coarse round_to steps), '' matched within 0.5%."""
+    if row["tp_interpolated"]:
+        return "*"
+    return "~" if abs(row["tp_flop_ratio"] / row["real_flop_ratio"] - 1) > 0.005 else ""
+
+
 def tp_at(models: list[tuple[nn.Module, float, float]], lats: list[float], flops: float) -> tuple[float, str, float]:
     """Torch-Pruning latency at ``flops``: the matched model's, or the linear interpolation
     between the two bracketing models. Also returns the ratio(s) and the FLOPs it stands for."""
-    if len(models) == 1:
+    if len(models) == 1:  # matched within tolerance, or (coarse round_to) only one side was found
         return lats[0], f"{models[0][1]:.4f}", models[0][2]
     (_, r_a, f_a), (_, r_b, f_b) = models
     t = (flops - f_a) / (f_b - f_a)
@@ -147,8 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ratios", nargs="+", type=float, default=[0.3, 0.5, 0.7])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, nargs="+", default=[16, 64])
-    ap.add_argument("--channels-last", action="store_true", help="time in channels_last memory format (default NCHW)")
+    ap.add_argument("--as-is", action="store_true",
+                    help="time the models as they are (NCHW, BatchNorm kept) instead of prepare_for_inference copies")
     ap.add_argument("--rounds", type=int, default=11)
+    ap.add_argument("--round-to", type=int, nargs="+", default=[1, 16],
+                    help="channel blocks (option round_to of ft/pfp, and Torch-Pruning's round_to); 1 = exact ratio")
     ap.add_argument("--num-samples", type=int, default=16, help="PFP's |S| (the formula gives ~180; random data)")
     ap.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
     args = ap.parse_args(argv)
@@ -160,32 +176,32 @@ def main(argv: list[str] | None = None) -> int:
     example = x_all[:1]
     rows = []
     print(f"# torch {torch.__version__}, {args.threads} thread(s), batches {args.batch}, {args.rounds} rounds, "
-          f"{'channels_last' if args.channels_last else 'NCHW'}, "
+          f"{'models as they are (NCHW, BN)' if args.as_is else 'prepare_for_inference (BN folded, channels_last)'}, "
           f"random-init weights, BN calibrated on random images; PFP S = {args.num_samples} random images", flush=True)
     for name in args.models:
         dense = calibrate_bn(create_model(name), data)
         dense_flops = real_flops(dense, example)
-        for method in args.methods:
+        for method, round_to in [(m, r) for m in args.methods for r in args.round_to]:
             for ratio in args.ratios:
                 t0 = time.perf_counter()
                 state = PruningState.dense(dense)
-                ctx = PruneContext(data=data, seed=0, options={"num_samples": args.num_samples} if method == "pfp" else {})
+                opts = {"num_samples": args.num_samples} if method == "pfp" else {}
+                ctx = PruneContext(data=data, seed=0, options={**opts, "round_to": round_to})
                 state.update(METHODS.get(method)(dense, state, ratio, ctx))
                 prune_s = time.perf_counter() - t0
                 small = compress(dense, state, example).eval()
                 eff = flops(dense, tuple(example.shape[1:]), state).effective
                 real = real_flops(small, example)
-                tp_models = tp_matching(dense, example, real)
+                tp_models = tp_matching(dense, example, real, round_to=round_to)
                 for batch in args.batch:
                     x = x_all.repeat((batch + len(x_all) - 1) // len(x_all), 1, 1, 1)[:batch]
                     timed = {"dense": dense, "ours": small, **{f"tp{i}": m for i, (m, _, _) in enumerate(tp_models)}}
-                    if args.channels_last:
-                        x = x.contiguous(memory_format=torch.channels_last)
-                        timed = {k: copy.deepcopy(m).to(memory_format=torch.channels_last) for k, m in timed.items()}
+                    if not args.as_is:  # the same deployment preparation for all three
+                        timed = {k: prepare_for_inference(m) for k, m in timed.items()}
                     lat = interleaved_latency(timed, x, args.rounds)
                     tp_ms, tp_ratio, tp_flops = tp_at(tp_models, [lat[f"tp{i}"] for i in range(len(tp_models))], real)
                     row = {
-                        "model": name, "method": method, "target_ratio": ratio, "achieved_ratio": state.prune_ratio(),
+                        "model": name, "method": method, "round_to": round_to, "target_ratio": ratio, "achieved_ratio": state.prune_ratio(),
                         "batch": batch, "effective_flop_ratio": dense_flops / eff, "real_flop_ratio": dense_flops / real,
                         "dense_ms": 1e3 * lat["dense"], "ours_ms": 1e3 * lat["ours"],
                         "speedup": lat["dense"] / lat["ours"],
@@ -198,17 +214,17 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(row)
                     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     print()
-    print("| model | method | ratio (achieved) | batch | eff. FLOP ratio (masked) | real FLOP ratio (compressed) | dense ms | "
+    print("| model | method | round_to | ratio (achieved) | batch | eff. FLOP ratio (masked) | real FLOP ratio (compressed) | dense ms | "
           "compressed ms | speedup | speedup / real FLOP ratio | TP FLOP ratio | TP ms | ours / TP latency |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['method']} | {r['target_ratio']:.2f} ({r['achieved_ratio']:.4f}) | {r['batch']} | "
+        print(f"| {r['model']} | {r['method']} | {r['round_to']} | {r['target_ratio']:.2f} ({r['achieved_ratio']:.4f}) | {r['batch']} | "
               f"{r['effective_flop_ratio']:.3f} | {r['real_flop_ratio']:.3f} | {r['dense_ms']:.1f} | {r['ours_ms']:.1f} | "
-              f"{r['speedup']:.3f} | {r['speedup_over_flop_ratio']:.3f} | {r['tp_flop_ratio']:.3f}{'*' if r['tp_interpolated'] else ''} | "
+              f"{r['speedup']:.3f} | {r['speedup_over_flop_ratio']:.3f} | {r['tp_flop_ratio']:.3f}{tp_mark(r)} | "
               f"{r['tp_ms']:.1f} | "
               f"{r['ours_over_tp_latency']:.3f} |")
     print("\n(*) no Torch-Pruning ratio gives these FLOPs within 0.5%: its latency is interpolated linearly in FLOPs "
-          "between the two bracketing models")
+          "between the two bracketing models; (~) its nearest model, FLOPs more than 0.5% apart (see the TP FLOP ratio)")
     if args.out is not None:
         args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))
     return 0

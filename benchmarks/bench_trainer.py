@@ -2,10 +2,10 @@
 (b) a compute-only loop on one pre-made batch: same model, batch size, optimizer, in one run.
 Each loop is timed on its second pass over the data (steady state, workers already started).
 
-    .venv/bin/python benchmarks/bench_trainer.py --model lenet5 --images 20000 --rounds 5
+    .venv/bin/python benchmarks/bench_trainer.py --model lenet5 --images 20000 --rounds 5 --pairs 12
 
-Reports the median images/s of each over interleaved rounds and the ratios
-ours / dataloader (target >= 1.8) and ours / compute-only (target >= 0.95).
+(a) rounds of ours and every DataLoader variant: median images/s and ratios (target >= 1.8x);
+(b) adjacent pairs of ours and compute-only in ABBA order: median pair ratio (target >= 95%).
 """
 from __future__ import annotations
 
@@ -94,7 +94,8 @@ def main() -> None:
     ap.add_argument("--model", default="lenet5")
     ap.add_argument("--images", type=int, default=20000)
     ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of (a): ours and every DataLoader loop")
+    ap.add_argument("--pairs", type=int, default=12, help="pairs of (b): ours and compute-only, ABBA order")
     ap.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader num_workers to try")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     args = ap.parse_args()
@@ -105,16 +106,21 @@ def main() -> None:
     kw = {"in_channels": info.in_channels, "num_classes": info.num_classes, "image_size": info.image_size[0]}
     cfg = TrainConfig(epochs=2, batch_size=args.batch_size, select_best=False)
     steps = len(data.train) // args.batch_size
-    loaders = {f"dataloader-{kind}(workers={w})": (kind == "torchvision", w)
-               for kind in ("torchvision", "tensor") for w in args.workers}
-    results: dict[str, list[float]] = {"ours": [], "compute-only": [], **{k: [] for k in loaders}}
-    for r in range(args.rounds):
-        torch.manual_seed(r)
-        res = train(create_model(args.model, **kw), data, cfg, progress=False)
-        results["ours"].append(res.history[-1]["images_per_s"])  # second epoch: steady state
+
+    def ours() -> float:  # second epoch of prunebench.training.train: steady state
+        return train(create_model(args.model, **kw), data, cfg, progress=False).history[-1]["images_per_s"]
+
+    def compute_only() -> float:
         plain = PerSampleDataset(data.train.x, data.train.y, info.mean[0], info.std[0], 0, False, False)
         x, y = next(iter(DataLoader(plain, batch_size=args.batch_size)))
-        results["compute-only"].append(timed_pass(create_model(args.model, **kw), [(x, y)] * steps, cfg))
+        return timed_pass(create_model(args.model, **kw), [(x, y)] * steps, cfg)
+
+    loaders = {f"dataloader-{kind}(workers={w})": (kind == "torchvision", w)
+               for kind in ("torchvision", "tensor") for w in args.workers}
+    results: dict[str, list[float]] = {"ours": [], **{k: [] for k in loaders}}
+    for r in range(args.rounds):  # (a)
+        torch.manual_seed(r)
+        results["ours"].append(ours())
         for key, (pil, w) in loaders.items():
             ds = PerSampleDataset(data.train.x, data.train.y, info.mean[0], info.std[0], info.crop_padding,
                                   info.hflip, pil)
@@ -122,22 +128,36 @@ def main() -> None:
                                 persistent_workers=w > 0)
             results[key].append(timed_pass(create_model(args.model, **kw), loader, cfg))
             del loader  # stop persistent workers before the next loop is timed
+    # (b) The machine's speed drifts by up to 2x within seconds (shared cores), so ours and compute-only
+    # run in adjacent pairs, alternating which goes first (ABBA), and the pair ratios are summarised.
+    pairs: list[tuple[float, float]] = []
+    for p in range(args.pairs):
+        torch.manual_seed(p)
+        if p % 2 == 0:
+            a = ours()
+            pairs.append((a, compute_only()))
+        else:
+            b = compute_only()
+            pairs.append((ours(), b))
     med = {k: statistics.median(v) for k, v in results.items()}
-    print(f"model {args.model}, batch {args.batch_size}, {len(data.train)} images, {args.rounds} rounds, "
-          f"torch threads {torch.get_num_threads()}; images/s of the second pass")
-    print(f"{'loop':36s} {'median img/s':>13s}  all rounds")
+    print(f"model {args.model}, batch {args.batch_size}, {len(data.train)} images, torch threads "
+          f"{torch.get_num_threads()}; images/s of the second pass")
+    print(f"(a) {args.rounds} rounds\n{'loop':36s} {'median img/s':>13s}  all rounds")
     for k, v in results.items():
         print(f"{k:36s} {med[k]:13.0f}  {' '.join(f'{x:.0f}' for x in v)}")
-    # Ratios within each round (the loops run back to back) resist drift in machine load better.
     for kind in ("torchvision", "tensor"):
         keys = [k for k in loaders if k.startswith(f"dataloader-{kind}")]
         best = max(med[k] for k in keys)
         per = [results["ours"][r] / max(results[k][r] for k in keys) for r in range(args.rounds)]
         print(f"ours / best dataloader-{kind:12s} = {med['ours'] / best:.2f}x of medians, "
               f"{statistics.median(per):.2f}x median per-round ratio (target >= 1.8)")
-    per_co = [results["ours"][r] / results["compute-only"][r] for r in range(args.rounds)]
-    print(f"ours / compute-only = {med['ours'] / med['compute-only']:.1%} of medians, "
-          f"{statistics.median(per_co):.1%} median per-round ratio (target >= 95%)")
+    ratios = [a / b for a, b in pairs]
+    print(f"(b) {args.pairs} adjacent pairs (ABBA)\n{'ours':36s} {statistics.median(a for a, _ in pairs):13.0f}  "
+          + " ".join(f"{a:.0f}" for a, _ in pairs))
+    print(f"{'compute-only':36s} {statistics.median(b for _, b in pairs):13.0f}  " + " ".join(f"{b:.0f}" for _, b in pairs))
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    print(f"ours / compute-only = {statistics.median(ratios):.1%} median pair ratio (quartiles {q1:.1%}-{q3:.1%}; "
+          f"target >= 95%)")
 
 
 if __name__ == "__main__":

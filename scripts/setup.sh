@@ -36,7 +36,7 @@ if (( ${#apt_pkgs[@]} )) && command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]
 fi
 
 if (( want_test )); then
-  pip install -e ".[test]"
+  pip install -e ".[test,ray]"
 else
   pip install -e .
 fi

@@ -43,3 +43,16 @@ def mnist_root() -> Path:
     if not (MNIST_ROOT / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"real MNIST test set not found at {MNIST_ROOT} (set PRUNEBENCH_SHARED)")
     return MNIST_ROOT
+
+
+@pytest.fixture(scope="session")
+def smoke_run(_one_thread, tmp_path_factory: pytest.TempPathFactory):
+    """One sequential run of the bundled smoke study, shared: (run_dir, summary, rows)."""
+    from helpers import SMOKE
+
+    from prunebench.study import load_results, run_study
+
+    run = tmp_path_factory.mktemp("study") / "smoke"
+    summary = run_study(SMOKE, run, progress=False)
+    assert summary.ok, summary.failed
+    return run, summary, load_results(run)

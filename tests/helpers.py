@@ -1,8 +1,21 @@
 """Helpers shared by test modules (pytest puts this folder on sys.path)."""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import torch
+import yaml
 from torch import nn
+
+import prunebench
+
+SMOKE: dict[str, Any] = yaml.safe_load((Path(prunebench.__file__).parent / "configs" / "smoke.yaml").read_text())
+
+
+def strip(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Study rows in a fixed order (by model key), for comparing two runs."""
+    return sorted(rows, key=lambda r: r["model_key"])
 
 
 def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:

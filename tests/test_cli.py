@@ -86,6 +86,12 @@ def test_prune_cascade_and_bad_ratio(tmp_path: Path) -> None:
         assert not (p90.masks[name] & ~mask).any(), name
     assert p90.pruning_state().prune_ratio() == pytest.approx(0.9, rel=0.005)
     assert [p["method"] for p in p90.meta["pruning"]] == ["wt", "wt"]
+    ft = cli("prune", str(tmp_path / "parent.safetensors"), "--method", "ft", "--ratio", "0.5", "--latency",
+             "--out", str(tmp_path / "ft50"), "--no-progress")
+    assert ft.returncode == 0, ft.stderr
+    lat = [line.split() for line in ft.stdout.splitlines() if "latency" in line or "compressed" in line]
+    before_ms, after_ms, compressed_ms = float(lat[0][-2]), float(lat[0][-1]), float(lat[1][-1])
+    assert min(before_ms, after_ms, compressed_ms) > 0
     for args, msg in [(["--ratio", "1.0"], "prune ratio must be in [0, 1)"), (["--ratio", "0.5"], "never revived")]:
         bad = cli("prune", str(tmp_path / "p90.safetensors"), "--method", "wt", *args, "--out", str(tmp_path / "bad"))
         assert bad.returncode == 2 and msg in bad.stderr and not (tmp_path / "bad.json").exists()

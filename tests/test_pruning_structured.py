@@ -288,3 +288,35 @@ def test_input_shape_is_guessed_without_data() -> None:
     state = PruningState.dense(model)
     state.update(METHODS.get("random-filter")(model, state, 0.4, PruneContext(seed=1)))
     assert abs(state.prune_ratio() - 0.4) <= 0.002
+
+
+@pytest.mark.parametrize("method", STRUCTURED)
+def test_round_to_keeps_whole_channel_blocks(fmnist, method: str) -> None:
+    """round_to=8: every compressed layer keeps a multiple of 8 channels (or all it had), the
+    outputs still equal the masked model's, and the ratio lands near the target (block-limited)."""
+    model = create_model("resnet20", in_channels=1, image_size=28)
+    torch.manual_seed(0)
+    randomize_bn(model).eval()
+    ctx = _ctx(fmnist, method)
+    ctx.options["round_to"] = 8
+    state = PruningState.dense(model)
+    state.update(METHODS.get(method)(model, state, 0.5, ctx))
+    assert abs(state.prune_ratio() - 0.5) < 0.05, state.prune_ratio()
+    x = _images(fmnist, 4)
+    small = compress(model, state, x[:1]).eval()
+    dense_convs = {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    for name, conv in small.named_modules():
+        if isinstance(conv, nn.Conv2d):
+            assert conv.out_channels % 8 == 0 or conv.out_channels == dense_convs[name].out_channels, (name, conv)
+    assert sum(p.numel() for p in small.parameters()) < 0.7 * sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        assert torch.allclose(small(x), masked_model(model, state).eval()(x), atol=1e-5, rtol=0)
+    # round_to=1 is the default exact allocation, and bad values are refused with the fix named.
+    exact = METHODS.get(method)(model, PruningState.dense(model), 0.5, _ctx(fmnist, method))
+    ctx.options["round_to"] = 1
+    same = METHODS.get(method)(model, PruningState.dense(model), 0.5, ctx)
+    assert all(torch.equal(exact[k], same[k]) for k in exact)
+    for bad in (0, 2.5, "x"):
+        ctx.options["round_to"] = bad
+        with pytest.raises(UserError, match="round_to must be a positive integer"):
+            METHODS.get(method)(model, PruningState.dense(model), 0.5, ctx)

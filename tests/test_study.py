@@ -22,7 +22,7 @@ from prunebench.study import load_config, load_results, run_study
 from prunebench.study.cells import checkpoint_path, file_sha256, get_dataset
 from prunebench.study.plan import cell_key, defaults_for, plan
 
-SMOKE = yaml.safe_load((Path(load_config.__code__.co_filename).parents[1] / "configs" / "smoke.yaml").read_text())
+from helpers import SMOKE, strip
 
 
 def smoke(**changes: Any) -> dict[str, Any]:
@@ -40,18 +40,6 @@ def cells_of(cfg: dict[str, Any]):
 def snapshot(run: Path) -> dict[str, tuple[int, bytes]]:
     """Every file under a run directory with its mtime and bytes."""
     return {str(p.relative_to(run)): (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(run.rglob("*")) if p.is_file()}
-
-
-def strip(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(rows, key=lambda r: r["model_key"])
-
-
-@pytest.fixture(scope="module")
-def smoke_run(_one_thread, tmp_path_factory: pytest.TempPathFactory):
-    run = tmp_path_factory.mktemp("study") / "smoke"
-    summary = run_study(SMOKE, run, progress=False)
-    assert summary.ok, summary.failed
-    return run, summary, load_results(run)
 
 
 @pytest.fixture

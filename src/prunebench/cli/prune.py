@@ -20,6 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="retrain with the checkpoint's own recipe (LR rewinding) for this many epochs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="path of the pruned checkpoint")
+    p.add_argument("--latency", action="store_true",
+                   help="also measure CPU latency (1 thread, batch 16, median) of the model before and after, "
+                        "deployed (BatchNorm folded, channels_last); structured methods add the compressed model")
     p.add_argument("--no-progress", action="store_true")
     add_device(p)
     p.set_defaults(run=run)
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     shape = (data.info.in_channels, *data.info.image_size)
     state = ckpt.pruning_state()
     before = {"acc": evaluate_split(model, data.test, data.info, device)["acc"], "flops": flops(model, shape, state),
-              "ratio": state.prune_ratio() if state else 0.0}
+              "ratio": state.prune_ratio() if state else 0.0, "ms": _latency_ms(model, shape) if args.latency else None}
     state = prune(model, args.method, args.ratio, data=data, state=state, seed=args.seed, device=device)
     pruned_acc = evaluate_split(model, data.test, data.info, device)["acc"]
     history = []
@@ -73,5 +76,19 @@ def run(args: argparse.Namespace) -> int:
           f"{1 - after['flops'].effective / after['flops'].dense:12.4f}")
     print(f"{'test accuracy':24s}{before['acc']:12.4f}{after['acc']:12.4f}"
           + (f"   (right after pruning: {pruned_acc:.4f})" if args.retrain_epochs else ""))
+    if args.latency:
+        print(f"{'latency ms (deployed)':24s}{before['ms']:12.3f}{_latency_ms(model, shape):12.3f}")
+        if METHODS.meta(args.method).get("structured"):
+            from prunebench.pruning.compress import compress
+
+            example = data.normalize(data.val.subset(slice(0, 1)).float_images()).to(device)
+            print(f"{'  compressed':24s}{'':12s}{_latency_ms(compress(model, state, example), shape):12.3f}")
     print(f"checkpoint: {path}")
     return 0
+
+
+def _latency_ms(model, shape: tuple[int, ...]) -> float:
+    """Median CPU milliseconds per batch of 16 of a deployed copy of ``model``, 1 thread."""
+    from prunebench.pruning import measure_latency, prepare_for_inference
+
+    return 1e3 * measure_latency(prepare_for_inference(model).cpu(), (16, *shape), threads=1)

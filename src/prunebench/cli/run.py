@@ -11,7 +11,8 @@ import sys
 
 EXAMPLE = ("examples:\n  prunebench run                                  # the bundled default study\n"
            "  prunebench run smoke --out runs/smoke           # a bundled study by name (under a minute)\n"
-           "  prunebench run study.yaml --workers 2 --device cpu")
+           "  prunebench run study.yaml --workers 2 --device cpu\n"
+           "  prunebench run configs/cifar10_resnet20.yaml --executor ray --ray-address auto   # on a Ray cluster")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +21,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", nargs="?", help="study YAML (or a bundled name: default, smoke); default: the bundled default")
     p.add_argument("--out", help="run directory (default runs/<name>); rerun into it to resume")
     p.add_argument("--workers", type=int, default=1, help="run independent cells in N processes (default 1)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: this machine (--workers processes); ray: Ray tasks on a cluster (pip install "
+                        "'prunebench[ray]'; the run directory must be on storage every node mounts)")
+    p.add_argument("--ray-address", default=None,
+                   help="Ray cluster address (auto = the cluster `ray start` made here; default: a local instance)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the config's device)")
     p.add_argument("--quiet", action="store_true", help="no progress bars; only the final summary")
     p.add_argument("--no-report", action="store_true", help="skip report.html / summary.md")
@@ -33,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from prunebench.study.runner import run_study
 
     cfg = load_config(args.config)
-    summary = run_study(cfg, args.out, workers=args.workers, device=args.device, progress=not args.quiet)
+    summary = run_study(cfg, args.out, workers=args.workers, device=args.device, progress=not args.quiet,
+                        executor=args.executor, ray_address=args.ray_address)
     n = counts(summary.cells)
     done = summary.executed_kinds()
     print(f"study {cfg.name!r} in {summary.run_dir}: {len(summary.cells)} cells ({n['train']} train, {n['prune']} prune, "

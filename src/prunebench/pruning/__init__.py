@@ -8,8 +8,10 @@ from prunebench.pruning.masks import MaskViolation, PruningState
 from prunebench.pruning.selection import Selection, prunable_layers
 from prunebench.pruning.api import prune
 from prunebench.pruning.efficiency import FlopCount, ParamCount, count_params, flops, measure_latency
+from prunebench.pruning.deploy import fold_batchnorm, prepare_for_inference
 
 __all__ = [
     "METHODS", "PruneContext", "check_ratio", "MaskViolation", "PruningState", "Selection", "prunable_layers",
-    "prune", "FlopCount", "ParamCount", "count_params", "flops", "measure_latency",
+    "prune", "FlopCount", "ParamCount", "count_params", "flops", "measure_latency", "fold_batchnorm",
+    "prepare_for_inference",
 ]

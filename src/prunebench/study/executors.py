@@ -2,7 +2,7 @@
 processes (``concurrent.futures.ProcessPoolExecutor``, spawn start method: forking a process that has
 already started torch's thread pools can deadlock).
 
-The protocol is small so another backend (e.g. Ray) can replace it: ``capacity`` (how many cells may
+The protocol is small so another backend can replace it (``RayExecutor`` in ``ray_executor.py`` does): ``capacity`` (how many cells may
 be in flight), ``submit(cell)``, ``wait() -> [outcome, ...]`` (blocks until at least one in-flight
 cell finished), ``close()``. Dependencies are the scheduler's business (``prunebench.study.runner``):
 it only submits cells whose inputs are done.
@@ -15,6 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from typing import Any, Protocol
 
+from prunebench.errors import UserError
 from prunebench.study.cells import run_cell
 from prunebench.study.plan import Cell
 
@@ -76,6 +77,20 @@ class LocalExecutor:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=cancel)
             self._pool = None
+
+
+def make_executor(kind: str, run_dir: str, device: str, *, workers: int = 1, progress: bool = True,
+                  ray_address: str | None = None) -> Executor:
+    """The executor named ``kind``: "local" (``workers`` processes) or "ray" (``workers`` caps the
+    cells in flight; 0 or 1 = as many as the cluster's CPUs allow)."""
+    if kind == "local":
+        return LocalExecutor(run_dir, device, workers=workers, progress=progress)
+    if kind == "ray":
+        from prunebench.study.ray_executor import RayExecutor
+
+        return RayExecutor(run_dir, device, address=ray_address, capacity=workers if workers > 1 else None,
+                           gpus_per_cell=1.0 if str(device).startswith("cuda") else 0.0)
+    raise UserError(f"unknown executor {kind!r}; choose local or ray")
 
 
 def _init_worker(threads: int) -> None:

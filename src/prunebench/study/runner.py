@@ -57,13 +57,19 @@ class RunSummary:
 
 
 def run_study(config: StudyConfig | str | Path | Mapping[str, Any] | None = None, run_dir: str | Path | None = None, *,
-              workers: int = 1, device: str | None = None, progress: bool = True) -> RunSummary:
-    """Validate, plan and execute a study into ``run_dir`` (default ``runs/<name>``); reruns skip finished cells."""
+              workers: int = 1, device: str | None = None, progress: bool = True, executor: str = "local",
+              ray_address: str | None = None) -> RunSummary:
+    """Validate, plan and execute a study into ``run_dir`` (default ``runs/<name>``); reruns skip finished cells.
+
+    ``executor``: "local" (in this process, or ``workers`` processes) or "ray" (Ray tasks on the cluster
+    at ``ray_address``; ``workers`` > 1 caps the cells in flight)."""
     from prunebench.cli.common import resolve_device
 
     cfg = config if isinstance(config, StudyConfig) else load_config(config)
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
+    if executor not in ("local", "ray"):
+        raise UserError(f"unknown executor {executor!r}; choose local or ray")
     run = Path(run_dir) if run_dir is not None else Path("runs") / cfg.name
     check_run_dir(run)
     dev = resolve_device(device or cfg.device)
@@ -77,15 +83,16 @@ def run_study(config: StudyConfig | str | Path | Mapping[str, Any] | None = None
         write_atomic(run / PLAN_FILE, json.dumps({"format": FORMAT, "name": cfg.name, "delta": cfg.delta,
                                                   "cells": [c.to_json() for c in cells]}, indent=1))
         summary = RunSummary(run, cells)
-        from prunebench.study.executors import LocalExecutor
+        from prunebench.study.executors import make_executor
 
-        executor = LocalExecutor(str(run), str(dev), workers=workers, progress=progress)
+        ex = make_executor(executor, str(run.resolve()), str(dev), workers=workers, progress=progress,
+                           ray_address=ray_address)
         try:
-            _schedule(cells, store, executor, summary, progress)
+            _schedule(cells, store, ex, summary, progress)
         except BaseException:
-            executor.close(cancel=True)
+            ex.close(cancel=True)
             raise
-        executor.close()
+        ex.close()
     summary.seconds = time.perf_counter() - t0
     return summary
 

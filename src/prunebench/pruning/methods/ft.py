@@ -14,14 +14,14 @@ the same fraction of its filters" holds as in the reference; the class outputs a
 from __future__ import annotations
 
 import torch
-from scipy.optimize import brentq
 from torch import Tensor, nn
 
 from prunebench.errors import UserError
 from prunebench.pruning.base import METHODS, PruneContext
 from prunebench.pruning.masks import PruningState
 from prunebench.pruning.options import method_options
-from prunebench.pruning.channel_budget import Problem, check_reachable, finish, fit_to_budget, normalised, setup
+from prunebench.pruning.channel_budget import (Problem, check_reachable, closest_root, finish, fit_blocks, fit_to_budget,
+                                               normalised, round_to_option, rounded_counts, setup)
 
 
 def filter_norms(model: nn.Module, prob: Problem, masks: dict[str, Tensor], p: int = 1) -> Tensor:
@@ -38,39 +38,38 @@ def filter_norms(model: nn.Module, prob: Problem, masks: dict[str, Tensor], p: i
     return acc if p == 1 else acc.sqrt()
 
 
-def uniform_fraction_keep(prob: Problem, score: Tensor) -> Tensor:
+def uniform_fraction_keep(prob: Problem, score: Tensor, round_to: int = 1) -> Tensor:
     """Keep vector: every group keeps the same fraction of its channels, the best-scored ones,
-    with the fraction found by Brent's method on the remaining weight count, then adjusted."""
+    with the fraction found by Brent's method on the remaining weight count, then adjusted
+    (``round_to`` > 1: counts rounded up to channel blocks, no single-channel adjustment)."""
     st = prob.struct
     rank = st.rank_in_group(score, prob.alive)
     sizes = torch.tensor([g.size for g in st.groups], dtype=torch.float64)
     live = st.per_group(prob.alive)
 
-    def keep_at(f: float) -> Tensor:
+    def counts_at(f: float) -> Tensor:
         k = torch.minimum(torch.ceil(f * sizes - 1e-9).long().clamp(min=1), live)
-        return prob.alive & (rank < k[st.group_of])
+        return rounded_counts(k, live, round_to)
 
     def excess(f: float) -> float:
-        return st.remaining(keep_at(f), prob.counts) - prob.target
+        return st.remaining(prob.alive & (rank < counts_at(f)[st.group_of]), prob.counts) - prob.target
 
-    if excess(1.0) <= 0:  # the cascade already removed enough
-        keep = keep_at(1.0)
-    elif excess(0.0) >= 0:
-        keep = keep_at(0.0)
-    else:
-        f = brentq(excess, 0.0, 1.0, xtol=1e-12, maxiter=500)
-        keep = keep_at(f)
-    return fit_to_budget(prob, keep, normalised(score, st, prob.alive))
+    k = counts_at(closest_root(excess, 0.0, 1.0, xtol=1e-12))
+    if round_to > 1:
+        return fit_blocks(prob, rank, k, round_to)
+    return fit_to_budget(prob, prob.alive & (rank < k[st.group_of]), normalised(score, st, prob.alive))
 
 
-@METHODS.register("ft", structured=True, data_informed=False, options=("norm", "input_shape"))
+@METHODS.register("ft", structured=True, data_informed=False, options=("norm", "input_shape", "round_to"))
 def ft(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) -> dict[str, Tensor]:
     """Filter thresholding: drop the smallest-norm filters, the same fraction in every group.
 
     Options: ``norm`` ("l1" default, or "l2"); ``input_shape`` (C, H, W) for tracing the channel
-    dependencies when no dataset is given (default: guessed from the first layer).
+    dependencies when no dataset is given (default: guessed from the first layer); ``round_to``
+    (keep a multiple of this many channels per group, for hardware speed; default 1, exact ratio).
     """
-    opts = method_options("ft", ctx.options, norm="l1", input_shape=None)
+    opts = method_options("ft", ctx.options, norm="l1", input_shape=None, round_to=1)
+    round_to = round_to_option("ft", opts["round_to"])
     norm = str(opts["norm"]).lower()
     if norm not in ("l1", "l2"):
         raise UserError(f"ft option norm must be 'l1' or 'l2', got {norm!r}")
@@ -79,5 +78,5 @@ def ft(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) -
         return {k: m.clone() for k, m in state.masks.items()}
     check_reachable(prob, ratio, "ft")
     score = filter_norms(model, prob, state.masks, 1 if norm == "l1" else 2)
-    return finish(prob, uniform_fraction_keep(prob, score), state, "ft", ratio)
+    return finish(prob, uniform_fraction_keep(prob, score, round_to), state, "ft", ratio, round_to)
 

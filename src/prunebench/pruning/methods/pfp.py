@@ -32,14 +32,14 @@ import copy
 import math
 
 import torch
-from scipy.optimize import brentq
 from torch import Tensor, nn
 
 from prunebench.pruning.base import METHODS, PruneContext
 from prunebench.pruning.masks import PruningState
 from prunebench.pruning.options import method_options
 from prunebench.pruning.sensitivity import channel_sensitivity, layer_output_sizes, sample_size, sensitivity_inputs
-from prunebench.pruning.channel_budget import Problem, check_reachable, finish, fit_to_budget, normalised, setup
+from prunebench.pruning.channel_budget import (Problem, check_reachable, closest_root, finish, fit_blocks, fit_to_budget,
+                                               normalised, round_to_option, rounded_counts, setup)
 
 C_CONST = 3.0  # the constant C of PFP / SiPP
 LOG_EPS_RANGE = (math.log(1e-300), math.log(1e150))
@@ -112,10 +112,11 @@ def channel_scores(model: nn.Module, prob: Problem, state: PruningState, ctx: Pr
     return score[: st.n], pairs
 
 
-@METHODS.register("pfp", structured=True, data_informed=True, options=("num_samples", "batch_size", "input_shape"))
+@METHODS.register("pfp", structured=True, data_informed=True, options=("num_samples", "batch_size", "input_shape", "round_to"))
 def pfp(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) -> dict[str, Tensor]:
     """Deterministic PFP: keep the top-n_g channels by sensitivity, one eps for the whole net."""
-    method_options("pfp", ctx.options, num_samples=None, batch_size=32, input_shape=None)
+    opts = method_options("pfp", ctx.options, num_samples=None, batch_size=32, input_shape=None, round_to=1)
+    round_to = round_to_option("pfp", opts["round_to"])
     ctx.require_data("pfp")  # fail before any work
     prob = setup(model, state, ratio, ctx, "pfp")
     if prob.current_ratio() >= ratio:  # the cascade already removed enough
@@ -126,21 +127,18 @@ def pfp(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) 
     rank = st.rank_in_group(score, prob.alive)
     live = st.per_group(prob.alive)
 
-    def keep_at(log_eps: float) -> Tensor:
+    def counts_at(log_eps: float) -> Tensor:
         n_g = torch.zeros(len(st.groups), dtype=torch.long)
         for pr in pairs:
             n_g[pr.group] = max(int(n_g[pr.group]), pr.count(log_eps))
-        n_g = torch.minimum(n_g.clamp(min=1), live)
-        return prob.alive & (rank < n_g[st.group_of])
+        return rounded_counts(torch.minimum(n_g.clamp(min=1), live), live, round_to)
 
     def excess(log_eps: float) -> float:
-        return st.remaining(keep_at(log_eps), prob.counts) - prob.target
+        return st.remaining(prob.alive & (rank < counts_at(log_eps)[st.group_of]), prob.counts) - prob.target
 
-    lo, hi = LOG_EPS_RANGE
-    if excess(lo) <= 0:
-        keep = keep_at(lo)
-    elif excess(hi) >= 0:
-        keep = keep_at(hi)
+    k = counts_at(closest_root(excess, *LOG_EPS_RANGE, xtol=1e-10))
+    if round_to > 1:
+        keep = fit_blocks(prob, rank, k, round_to)
     else:
-        keep = keep_at(brentq(excess, lo, hi, xtol=1e-10, maxiter=500))
-    return finish(prob, fit_to_budget(prob, keep, normalised(score, st, prob.alive)), state, "pfp", ratio)
+        keep = fit_to_budget(prob, prob.alive & (rank < k[st.group_of]), normalised(score, st, prob.alive))
+    return finish(prob, keep, state, "pfp", ratio, round_to)
