@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--as-is", action="store_true",
                     help="time the models as they are (NCHW, BatchNorm kept) instead of prepare_for_inference copies")
     ap.add_argument("--rounds", type=int, default=11)
+    ap.add_argument("--tp-iters", type=int, default=8, help="bisection steps for Torch-Pruning's matching ratio")
     ap.add_argument("--round-to", type=int, nargs="+", default=[1, 16],
                     help="channel blocks (option round_to of ft/pfp, and Torch-Pruning's round_to); 1 = exact ratio")
     ap.add_argument("--num-samples", type=int, default=16, help="PFP's |S| (the formula gives ~180; random data)")
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                 small = compress(dense, state, example).eval()
                 eff = flops(dense, tuple(example.shape[1:]), state).effective
                 real = real_flops(small, example)
-                tp_models = tp_matching(dense, example, real, round_to=round_to)
+                tp_models = tp_matching(dense, example, real, iters=args.tp_iters, round_to=round_to)
                 for batch in args.batch:
                     x = x_all.repeat((batch + len(x_all) - 1) // len(x_all), 1, 1, 1)[:batch]
                     timed = {"dense": dense, "ours": small, **{f"tp{i}": m for i, (m, _, _) in enumerate(tp_models)}}

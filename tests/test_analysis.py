@@ -205,6 +205,13 @@ def test_structured_finding_is_computed():
     assert f2["holds"] is False and f2["text"].startswith("does not hold")
     only = A.structured_finding([s for s in summ if s["method"] != "ft"])
     assert only["holds"] is None and "no structured" in only["text"]
+    # A random baseline below every structured method does not break the claim: it is listed apart.
+    weak = [dict(s, method="random") for s in summ if s["method"] == "wt"]
+    for s in weak:
+        s["mean"] = 0.0
+    f3 = A.structured_finding(summ + weak)
+    assert f3["holds"] is True and f3["baselines"] == {"random": 0.0} and "random" not in f3["unstructured"]
+    assert "random baselines, not counted: random 0.0%" in f3["text"]
 
 
 def test_analyze_bundles_everything():

@@ -23,11 +23,11 @@ from prunebench.pruning.sensitivity import (
 
 UNSTRUCTURED = [n for n in METHODS.names() if not METHODS.meta(n).get("structured")]
 DATA_INFORMED = [n for n in UNSTRUCTURED if METHODS.meta(n).get("data_informed")]
-FAST = {"num_samples": 12, "batch_size": 12}
+FAST = {"num_samples": 12, "batch_size": 12, "samples_per_class": 2}  # small data batches, for speed
 
 
 def options(method: str) -> dict:
-    return dict(FAST) if method in DATA_INFORMED else {}
+    return {k: v for k, v in FAST.items() if k in METHODS.meta(method).get("options", ())}
 
 
 class AddCat(nn.Module):
@@ -225,6 +225,59 @@ def test_snip_scores_are_weight_times_gradient(fmnist) -> None:
     st = prune(net, "snip", 0.9, data=fmnist, num_samples=40, batch_size=16)
     assert net[1].weight.grad is None  # .grad left untouched (autograd.grad, no accumulation)
     assert set(st.masks["1.weight"].flatten().nonzero().flatten().tolist()) == set(keep.tolist())
+
+
+def test_grasp_scores_match_a_finite_difference_hessian_gradient_product(fmnist) -> None:
+    """-theta * (H g) from the double backward equals the same product with H g by central finite
+    differences of the gradient along g; the method keeps exactly the lowest-scored weights."""
+    from prunebench.pruning.methods.grasp import class_balanced_batch, grasp_scores
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 6), nn.Tanh(), nn.Linear(6, 10)).double()
+    x, y = class_balanced_batch(fmnist, 2, torch.Generator().manual_seed(0))
+    x = x.double()
+    assert sorted(y.tolist()) == sorted(list(range(10)) * 2)  # class-balanced
+    weights = {"1.weight": net[1].weight, "3.weight": net[3].weight}
+    got = grasp_scores(net, weights, x, y, temperature=200.0, batch_size=7)  # chunked accumulation
+
+    def grad_at(shift: list[torch.Tensor] | None, eps: float = 0.0) -> list[torch.Tensor]:
+        with torch.no_grad():
+            backup = [w.clone() for w in weights.values()]
+            if shift is not None:
+                for w, d in zip(weights.values(), shift):
+                    w.add_(eps * d)
+        loss = F.cross_entropy(net(x) / 200.0, y)
+        grads = torch.autograd.grad(loss, list(weights.values()))
+        with torch.no_grad():
+            for w, b in zip(weights.values(), backup):
+                w.copy_(b)
+        return [g.detach() for g in grads]
+
+    g = grad_at(None)
+    eps = 1e-7 / max(float(t.abs().max()) for t in g)  # weight shifts of at most 1e-7 (float64)
+    hg = [(a - b) / (2 * eps) for a, b in zip(grad_at(g, eps), grad_at(g, -eps))]
+    ref = {k: -(w.detach() * h) for (k, w), h in zip(weights.items(), hg)}
+    norm = abs(sum(float(r.sum()) for r in ref.values())) + 1e-10
+    for k in ref:
+        assert torch.allclose(got[k], ref[k] / norm, rtol=1e-4, atol=1e-6 * float(got[k].abs().max())), k
+    st = prune(net, "grasp", 0.8, data=fmnist, samples_per_class=2, batch_size=7)
+    flat = torch.cat([got[k].flatten() for k in weights])
+    kept = torch.cat([st.masks[k].flatten() for k in weights])
+    assert kept.sum() == round(0.2 * flat.numel())
+    assert flat[kept].max() <= flat[~kept].min()  # the highest scores were removed
+
+
+@pytest.mark.parametrize("score", ["snip", "grasp"])
+def test_score_ratio_schemes_take_layer_densities_from_the_scores(fmnist, score: str) -> None:
+    """random-<score>-ratio keeps, layer by layer, as many weights as <score> itself does (same data,
+    train-mode scores), but chooses them at random inside each layer."""
+    opts = {k: v for k, v in FAST.items() if k in METHODS.meta(score)["options"]}
+    by_score = prune(build("lenet5"), score, 0.8, data=fmnist, train_mode=True, **opts)
+    by_random = prune(build("lenet5"), f"random-{score}-ratio", 0.8, data=fmnist, **opts)
+    counts = {k: int(m.sum()) for k, m in by_score.masks.items()}
+    assert {k: int(m.sum()) for k, m in by_random.masks.items()} == counts
+    assert len(set(counts[k] / m.numel() for k, m in by_score.masks.items())) > 1  # not uniform
+    assert any(not torch.equal(by_score.masks[k], by_random.masks[k]) for k in counts)
 
 
 # ------------------------------------------------------------------------------------ efficiency

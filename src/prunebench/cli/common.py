@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +29,9 @@ def resolve_device(name: str) -> torch.device:
 
 def write_json(path: str | Path, obj: Any) -> None:
     """Write JSON atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, default=float)
-    os.replace(tmp, path)
+    from prunebench.atomic import write_atomic
+
+    write_atomic(path, json.dumps(obj, indent=2, default=float))
 
 
 def data_for(meta: dict[str, Any], override: str | None = None, root: str | None = None):

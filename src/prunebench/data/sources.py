@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import urllib.request
 from pathlib import Path
 
+from prunebench.atomic import atomic_path
 from prunebench.errors import UserError
 
 DEBIAN_ROOT = Path("/usr/share/datasets")
@@ -57,19 +57,15 @@ def verify(folder: Path, files: dict[str, str]) -> None:
 
 def download(url: str, dest: Path, md5: str) -> None:
     """Download ``url`` to ``dest`` atomically (temp file, verify, rename): nothing half-written is left."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
-            shutil.copyfileobj(resp, out)
-        if md5sum(Path(tmp)) != md5:
-            raise UserError(f"downloaded {url} but its checksum is wrong; try again later or fetch the file by hand into {dest.parent}")
-        os.replace(tmp, dest)
+        with atomic_path(dest) as tmp:
+            with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
+                shutil.copyfileobj(resp, out)
+            if md5sum(tmp) != md5:
+                raise UserError(f"downloaded {url} but its checksum is wrong; try again later or fetch the file by hand "
+                                f"into {dest.parent}")
     except OSError as e:
         raise UserError(f"cannot download {url} ({e}); fetch it by hand into {dest.parent} or set PRUNEBENCH_DATA") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def find_or_fetch(name: str, files: dict[str, str], urls: dict[str, str], root: Path | None = None) -> Path:

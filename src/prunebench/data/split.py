@@ -7,13 +7,12 @@ user cache, and read back on every later use, so a different numpy/torch version
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from prunebench.atomic import write_atomic
 from prunebench.data.sources import cache_dir
 from prunebench.errors import UserError
 
@@ -31,11 +30,7 @@ def validation_indices(name: str, n: int, fraction: float = 0.1, seed: int = 0, 
         return torch.tensor(idx, dtype=torch.long)
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.permutation(n)[: round(n * fraction)]).tolist()
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".split.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(idx, f)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(idx))
     return torch.tensor(idx, dtype=torch.long)
 
 

@@ -6,14 +6,13 @@ run's ``config.yaml``; see docs/STUDY.md for the data flow.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import yaml
 
+from prunebench.atomic import write_atomic
 from prunebench.errors import UserError
 from prunebench.study.analysis import DEFAULT_DELTA, analyze
 
@@ -22,18 +21,7 @@ HTML_NAME, MD_NAME, TABLE_NAME = "report.html", "summary.md", "prune_potential.t
 
 
 def _write(path: Path, text: str) -> None:
-    """Atomic write (temp file + rename) with the usual umask-based permissions (mkstemp would give 0600)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, text)
 
 
 def _delta_from(config: Mapping[str, Any] | None) -> float:

@@ -9,7 +9,6 @@ crash never leaves a checkpoint that looks complete but is not.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from prunebench.atomic import atomic_path
 from prunebench.errors import UserError
 
 FORMAT = "prunebench-checkpoint"
@@ -64,15 +64,9 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any],
         tensors[MASK_PREFIX + name] = mask.detach().to("cpu", torch.uint8).contiguous()
     shapes = {k: list(v.shape) for k, v in tensors.items() if not k.startswith(MASK_PREFIX)}
     full_meta = {"format": FORMAT, "version": VERSION, **meta, "has_masks": bool(masks), "shapes": shapes}
-    tmp_t, tmp_j = tensor_path.with_name(f".{tensor_path.name}.tmp"), json_path.with_name(f".{json_path.name}.tmp")
-    try:
+    with atomic_path(json_path) as tmp_j, atomic_path(tensor_path) as tmp_t:  # tensors land first, then the JSON
         save_file(tensors, str(tmp_t))
         tmp_j.write_text(json.dumps(full_meta, indent=1, default=float))
-        os.replace(tmp_t, tensor_path)
-        os.replace(tmp_j, json_path)
-    finally:
-        for tmp in (tmp_t, tmp_j):
-            tmp.unlink(missing_ok=True)
     return tensor_path
 
 

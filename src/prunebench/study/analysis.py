@@ -367,18 +367,33 @@ def is_structured(method: str) -> bool | None:
     return KNOWN_STRUCTURED.get(method)
 
 
+def is_baseline(method: str) -> bool:
+    """Random baselines (registry flag ``baseline``; names starting with "random" as fallback)."""
+    try:
+        import prunebench.pruning.methods  # noqa: F401  (registers the methods)
+        from prunebench.pruning.base import METHODS
+
+        if method in METHODS:
+            return bool(METHODS.meta(method).get("baseline", False))
+    except ImportError:
+        pass
+    return method.startswith("random")
+
+
 def structured_finding(summary: Sequence[Mapping[str, Any]], distribution: str = NOMINAL) -> dict[str, Any]:
     """Does the reference finding hold: unstructured methods reach a higher (nominal) prune potential
     than structured ones? ``holds`` is True if every unstructured method's mean PP exceeds every
-    structured one's, False if not, None if the run lacks one of the two kinds."""
+    structured one's, False if not, None if the run lacks one of the two kinds. Random baselines
+    are not pruning methods in the claim's sense: they are listed apart (``baselines``)."""
     means = {s["method"]: s for s in summary if s["distribution"] == distribution and s["aggregate"] is None}
-    kinds = {m: is_structured(m) for m in means}
+    baselines = {m: means[m]["mean"] for m in means if is_baseline(m)}
+    kinds = {m: is_structured(m) for m in means if m not in baselines}
     uns = {m: means[m]["mean"] for m, k in kinds.items() if k is False}
     st = {m: means[m]["mean"] for m, k in kinds.items() if k is True}
     claim = ("unstructured methods (e.g. WT, SiPP) reach a higher prune potential on the nominal distribution than "
              "structured ones (e.g. FT, PFP); ResNet20/CIFAR-10 reference: WT 84.9%, SiPP 84.9%, FT 52.1%, PFP 44.9%")
     res: dict[str, Any] = {"claim": claim, "distribution": distribution, "unstructured": uns, "structured": st,
-                           "unclassified": sorted(m for m, k in kinds.items() if k is None)}
+                           "baselines": baselines, "unclassified": sorted(m for m, k in kinds.items() if k is None)}
     if not uns or not st:
         missing = "unstructured" if not uns else "structured"
         res.update(holds=None, text=f"cannot be checked here: the run has no {missing} method with a {distribution} "
@@ -389,10 +404,11 @@ def structured_finding(summary: Sequence[Mapping[str, Any]], distribution: str =
     gap = float(np.mean(list(uns.values())) - np.mean(list(st.values())))
     fmt = lambda d: ", ".join(f"{m} {_pct(v)}%" for m, v in sorted(d.items()))  # noqa: E731
     verdict = "holds" if holds else ("holds on average only" if gap > 0 else "does not hold")
+    base = f"; random baselines, not counted: {fmt(baselines)}" if baselines else ""
     res.update(holds=holds, gap=float(gap), text=(
         f"{verdict}: unstructured {fmt(uns)} vs structured {fmt(st)} "
         f"(mean gap {round(100 * gap, 1) + 0.0:+.1f} points; weakest unstructured {_pct(lo_u)}% vs strongest "
-        f"structured {_pct(hi_s)}%)"))
+        f"structured {_pct(hi_s)}%{base})"))
     return res
 
 

@@ -86,7 +86,7 @@ def columns(rows: list[dict[str, Any]]) -> list[str]:
 
 def export_results(run_dir: str | Path, path: str | Path) -> Path:
     """Write the rows to ``path``: ``.csv`` (one column per field, empty = missing) or ``.json`` (list of objects)."""
-    from prunebench.study.runner import write_atomic
+    from prunebench.atomic import write_atomic
 
     rows = load_results(run_dir)
     out = Path(path)

@@ -15,9 +15,7 @@ the next run; cells depending on them are "blocked" (not run, not recorded).
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any, Mapping
 import yaml
 from tqdm.auto import tqdm
 
+from prunebench.atomic import write_atomic
 from prunebench.errors import UserError
 from prunebench.store.results import SCHEMA_VERSION, ResultStore
 from prunebench.study.cells import checkpoint_path, get_dataset
@@ -206,19 +205,8 @@ def check_run_dir(run: Path) -> None:
 
 
 def config_text(cfg: StudyConfig) -> str:
-    head = (f"# Resolved study config written by prunebench run (every default spelled out).\n"
-            f"# Rerun with: prunebench run <this file> --out <this folder>\n")
+    head = ("# Resolved study config written by prunebench run (every default spelled out).\n"
+            "# Rerun with: prunebench run <this file> --out <this folder>\n")
     return head + yaml.safe_dump(cfg.resolved(), sort_keys=False, default_flow_style=None, width=110)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write text via a temporary file in the same folder and a rename (readers never see half a file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

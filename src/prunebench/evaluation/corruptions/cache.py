@@ -9,15 +9,14 @@ concurrent writers (parallel study workers) simply race to an identical result.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import uuid
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from prunebench.atomic import atomic_path
 from prunebench.errors import UserError
 from prunebench.evaluation.corruptions.registry import CORRUPTIONS, check_images, check_severity
 
@@ -53,14 +52,8 @@ def _compute(x_uint8: torch.Tensor, name: str, severity: int, seed: int, device:
 
 
 def _atomic_save(tensor: torch.Tensor, path: Path, metadata: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         save_file({"x": tensor.contiguous()}, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def corrupted_split(split_x_uint8: torch.Tensor, name: str, severity: int, seed: int = 0,

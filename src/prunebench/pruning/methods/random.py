@@ -40,7 +40,7 @@ def _random(name: str, scheme: Callable[..., dict[str, float]], **scheme_default
 
     method.__name__ = name.replace("-", "_")
     method.__doc__ = f"Random pruning with {scheme.__name__.replace('_densities', '')} layer-wise densities."
-    return METHODS.register(name, structured=False, data_informed=False,
+    return METHODS.register(name, structured=False, data_informed=False, baseline=True,
                             options=("exact", *scheme_defaults))(method)
 
 

@@ -15,7 +15,8 @@ from prunebench.pruning.methods.ft import uniform_fraction_keep
 from prunebench.pruning.channel_budget import check_reachable, finish, round_to_option, setup
 
 
-@METHODS.register("random-filter", structured=True, data_informed=False, options=("input_shape", "round_to"))
+@METHODS.register("random-filter", structured=True, data_informed=False, baseline=True,
+                  options=("input_shape", "round_to"))
 def random_filter(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) -> dict[str, Tensor]:
     """Remove uniformly random channels, the same fraction of every group (options ``input_shape``
     and ``round_to`` as for ft)."""

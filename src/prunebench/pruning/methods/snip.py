@@ -22,11 +22,14 @@ from prunebench.pruning.selection import module_name
 from prunebench.pruning.sensitivity import sample_size, sensitivity_batch
 
 
-@METHODS.register("snip", structured=False, data_informed=True, options=("num_samples", "batch_size", "train_mode"))
-def snip(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) -> dict[str, Tensor]:
-    """Keep the weights with the largest connection sensitivity |w * dL/dw|."""
-    opts = method_options("snip", ctx.options, num_samples=None, batch_size=64, train_mode=False)
-    data = ctx.require_data("snip")
+OPTIONS = {"num_samples": None, "batch_size": 64, "train_mode": False}
+
+
+def snip_scores(model: nn.Module, state: PruningState, ctx: PruneContext, method: str = "snip",
+                **overrides) -> dict[str, Tensor]:
+    """Normalised |w * dL/dw| of every masked weight, options read for ``method``."""
+    opts = method_options(method, ctx.options, **{**OPTIONS, **overrides})
+    data = ctx.require_data(method)
     weights = state.weights()
     dev = next(iter(weights.values())).device
     n = opts["num_samples"]
@@ -53,6 +56,10 @@ def snip(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext)
         model.train(was_training)
     scores = {k: (p.detach() * g).abs() for (k, p), g in zip(weights.items(), grads)}
     total = sum(float(s.sum()) for s in scores.values())
-    if total > 0:
-        scores = {k: s / total for k, s in scores.items()}
-    return global_topk(scores, state.masks, ratio)
+    return {k: s / total for k, s in scores.items()} if total > 0 else scores
+
+
+@METHODS.register("snip", structured=False, data_informed=True, options=tuple(OPTIONS))
+def snip(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) -> dict[str, Tensor]:
+    """Keep the weights with the largest connection sensitivity |w * dL/dw|."""
+    return global_topk(snip_scores(model, state, ctx), state.masks, ratio)

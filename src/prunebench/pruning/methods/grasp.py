@@ -1,0 +1,116 @@
+"""GraSP, gradient signal preservation (Wang, Zhang & Grosse, "Picking Winning Tickets Before
+Training by Preserving Gradient Flow", ICLR 2020, Eq. 8 and Algorithm 1).
+
+Score S(-theta) = -theta * (H g): H the Hessian and g the gradient of the loss at the current
+weights, H g obtained as grad_theta(stopgrad(g)^T grad_theta L) (one double backward). L is the
+mean cross-entropy of logits / T (T = 200, the paper's temperature) over a class-balanced batch
+from the validation split (``samples_per_class``, default 10 as for CIFAR-10). Scores are divided
+by |sum of scores| + 1e-10 (methods.md). GraSP *removes the weights with the largest scores*:
+removing them reduces the gradient norm least (or raises it); global selection over all
+prunable layers, cascade-aware (pruned weights stay pruned and count as zero weights).
+
+Options: ``samples_per_class`` (10), ``temperature`` (200), ``batch_size`` (64, chunks of the batch),
+``train_mode`` (False: eval mode, BN running statistics; True: batch statistics, as at initialization).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from prunebench.data.base import Dataset
+from prunebench.errors import UserError
+from prunebench.pruning.allocation import global_topk
+from prunebench.pruning.base import METHODS, PruneContext
+from prunebench.pruning.masks import PruningState
+from prunebench.pruning.options import method_options
+
+OPTIONS = {"samples_per_class": 10, "temperature": 200.0, "batch_size": 64, "train_mode": False}
+
+
+def class_balanced_batch(data: Dataset, per_class: int, generator: torch.Generator,
+                         device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """``per_class`` normalized validation images of every class (fewer if a class has fewer), seeded."""
+    val = data.val
+    y = val.y.cpu()
+    picks = []
+    for c in range(data.info.num_classes):
+        idx = (y == c).nonzero().flatten()
+        if len(idx):
+            picks.append(idx[torch.randperm(len(idx), generator=generator)[:per_class]])
+    if not picks:
+        raise UserError(f"dataset {data.info.name!r} has an empty validation split; GraSP needs labelled validation images")
+    idx = torch.cat(picks).sort().values
+    sub = val.subset(idx.to(val.x.device))
+    return data.normalize(sub.float_images().to(device)), sub.y.to(device)
+
+
+def grasp_scores(model: nn.Module, weights: dict[str, Tensor], x: Tensor, y: Tensor, *, temperature: float = 200.0,
+                 batch_size: int = 64) -> dict[str, Tensor]:
+    """-theta * (H g) per weight (Eq. 8), L the mean cross-entropy of logits / ``temperature`` over (x, y).
+
+    Chunks of ``batch_size`` accumulate g first, then H g (H g is linear in the per-sample losses
+    given the fixed g). ``weights``: the parameters to score (name -> parameter of ``model``).
+    """
+    params = list(weights.values())
+    n = len(x)
+
+    def chunk_grads(i: int, create_graph: bool) -> tuple[Tensor, ...]:
+        out = model(x[i:i + batch_size]) / temperature
+        loss = F.cross_entropy(out, y[i:i + batch_size], reduction="sum") / n
+        grads = torch.autograd.grad(loss, params, create_graph=create_graph, allow_unused=True)
+        return tuple(torch.zeros_like(p) if g is None else g for p, g in zip(params, grads))
+
+    with torch.enable_grad():
+        g = [torch.zeros_like(p) for p in params]
+        for i in range(0, n, batch_size):
+            for acc, gi in zip(g, chunk_grads(i, False)):
+                acc.add_(gi.detach())
+        hg = [torch.zeros_like(p) for p in params]
+        for i in range(0, n, batch_size):
+            grads = chunk_grads(i, True)
+            z = sum((gd * gi).sum() for gd, gi in zip(g, grads) if gi.requires_grad)
+            if isinstance(z, Tensor) and z.requires_grad:
+                for acc, h in zip(hg, torch.autograd.grad(z, params, allow_unused=True)):
+                    if h is not None:
+                        acc.add_(h)
+    scores = {k: -(p.detach() * h) for (k, p), h in zip(weights.items(), hg)}
+    norm = abs(sum(float(s.sum()) for s in scores.values())) + 1e-10
+    return {k: s / norm for k, s in scores.items()}
+
+
+def grasp_layer_scores(model: nn.Module, state: PruningState, ctx: PruneContext, method: str,
+                       **overrides) -> dict[str, Tensor]:
+    """GraSP scores of every masked weight (pruned weights count as zero), options read for ``method``."""
+    opts = method_options(method, ctx.options, **{**OPTIONS, **overrides})
+    if int(opts["samples_per_class"]) < 1 or float(opts["temperature"]) <= 0 or int(opts["batch_size"]) < 1:
+        raise UserError(f"{method} options samples_per_class and batch_size must be >= 1 and temperature > 0, got "
+                        f"{opts['samples_per_class']}, {opts['batch_size']} and {opts['temperature']}")
+    data = ctx.require_data(method)
+    weights = state.weights()
+    first = next(iter(weights.values()))
+    x, y = class_balanced_batch(data, int(opts["samples_per_class"]), ctx.generator("cpu"), first.device)
+    x = x.to(first.dtype)
+    was_training = model.training
+    model.train(bool(opts["train_mode"]))
+    try:
+        with torch.no_grad():  # score the model as the masks leave it (cascade): pruned weights are zero
+            saved = {k: w.detach().clone() for k, w in weights.items()}
+            for k, w in weights.items():
+                w.mul_(state.masks[k].to(w.dtype))
+        try:
+            return grasp_scores(model, weights, x, y, temperature=float(opts["temperature"]),
+                                batch_size=int(opts["batch_size"]))
+        finally:
+            with torch.no_grad():
+                for k, w in weights.items():
+                    w.copy_(saved[k])
+    finally:
+        model.train(was_training)
+
+
+@METHODS.register("grasp", structured=False, data_informed=True, options=tuple(OPTIONS))
+def grasp(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) -> dict[str, Tensor]:
+    """Keep the weights with the lowest GraSP scores -theta * (H g) (remove the highest)."""
+    scores = grasp_layer_scores(model, state, ctx, "grasp")
+    return global_topk({k: -s for k, s in scores.items()}, state.masks, ratio)
