@@ -158,14 +158,15 @@ def main() -> None:
             per = [results["ours"][r] / max(results[k][r] for k in keys) for r in range(args.rounds)]
             print(f"ours / best dataloader-{kind:12s} = {med['ours'] / best:.2f}x of medians, "
                   f"{statistics.median(per):.2f}x median per-round ratio (target >= 1.8)")
-    print(f"(b) {args.pairs} rounds of the three loops back to back (ABC CBA)")
-    for k, v in adjacent.items():
-        print(f"{k:36s} {statistics.median(v):13.0f}  " + " ".join(f"{x:.0f}" for x in v))
-    for base in ("compute-only", "compute-only-distinct"):
-        ratios = [a / b for a, b in zip(adjacent["ours"], adjacent[base])]
-        q1, _, q3 = statistics.quantiles(ratios, n=4)
-        print(f"ours / {base:22s} = {statistics.median(ratios):.1%} median per-round ratio "
-              f"(quartiles {q1:.1%}-{q3:.1%}; target >= 95%)")
+    if args.pairs >= 2:
+        print(f"(b) {args.pairs} rounds of the three loops back to back (ABC CBA)")
+        for k, v in adjacent.items():
+            print(f"{k:36s} {statistics.median(v):13.0f}  " + " ".join(f"{x:.0f}" for x in v))
+        for base in ("compute-only", "compute-only-distinct"):
+            ratios = [a / b for a, b in zip(adjacent["ours"], adjacent[base])]
+            q1, _, q3 = statistics.quantiles(ratios, n=4)
+            print(f"ours / {base:22s} = {statistics.median(ratios):.1%} median per-round ratio "
+                  f"(quartiles {q1:.1%}-{q3:.1%}; target >= 95%)")
 
 
 if __name__ == "__main__":

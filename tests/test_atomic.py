@@ -14,7 +14,7 @@ def test_write_replaces_whole_file_with_umask_permissions(tmp_path: Path) -> Non
     write_atomic(target, "first")
     write_atomic(target, b"\x00second")
     assert target.read_bytes() == b"\x00second"
-    assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # not mkstemp's 0600
     assert [p.name for p in target.parent.iterdir()] == ["out.json"]
 
 

@@ -213,6 +213,24 @@ def test_sample_size_formula() -> None:
     assert sample_size(net, layers, torch.zeros(1, 1, 28, 28)) == want
 
 
+@pytest.mark.parametrize("method", UNSTRUCTURED)
+def test_leaves_buffers_and_unpruned_weights_alone(method: str, fmnist) -> None:
+    """Scoring (in train mode too: the random-*-ratio schemes) must not move BatchNorm statistics,
+    and pruning changes weights only by zeroing the removed ones."""
+    net = build("resnet20")
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    opts = {**options(method), **({"train_mode": True} if "train_mode" in METHODS.meta(method)["options"] else {})}
+    st = prune(net, method, 0.7, data=fmnist, **opts)
+    after = net.state_dict()
+    for k, v in before.items():
+        mask = st.masks.get(k)
+        want = v if mask is None else v * mask
+        assert torch.equal(after[k], want), k
+
+
 def test_snip_scores_are_weight_times_gradient(fmnist) -> None:
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))

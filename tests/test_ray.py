@@ -57,4 +57,11 @@ def test_unreachable_cluster_is_a_user_error(tmp_path: Path) -> None:
     run = tmp_path / "nowhere"
     with pytest.raises(UserError, match="cannot connect to the Ray cluster"):
         run_study(SMOKE, run, progress=False, executor="ray", ray_address=f"127.0.0.1:{_free_port()}")
-    assert not ray.is_initialized()
+    assert not ray.is_initialized() and not run.exists()  # nothing written
+
+
+def test_cuda_on_a_cluster_without_gpus_is_a_user_error(cluster, tmp_path: Path) -> None:
+    run = tmp_path / "gpu"
+    with pytest.raises(UserError, match="has no GPU"):
+        run_study(SMOKE, run, progress=False, executor="ray", ray_address=cluster, device="cuda")
+    assert not ray.is_initialized() and not run.exists()

@@ -14,8 +14,9 @@ never reviving a weight that ``state.masks`` already pruned (cascade).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 import torch
 from torch import nn
@@ -48,6 +49,24 @@ class PruningMethod(Protocol):
 
 
 METHODS: Registry[PruningMethod] = Registry("pruning method")
+
+
+@contextmanager
+def scoring(model: nn.Module, train: bool) -> Iterator[nn.Module]:
+    """Run forward passes for scoring in train or eval mode and leave no trace: the mode and every
+    buffer (BatchNorm running statistics, ``num_batches_tracked``) are restored afterwards, so a
+    method that scores in train mode does not change the model it prunes."""
+    was_training = model.training
+    saved = {k: b.detach().clone() for k, b in model.named_buffers()}
+    model.train(train)
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+        with torch.no_grad():
+            for k, b in model.named_buffers():
+                if k in saved:
+                    b.copy_(saved[k])
 
 
 def check_ratio(ratio: float) -> float:

@@ -77,10 +77,12 @@ def round_to_option(method: str, value) -> int:
 
 
 def rounded_counts(k: Tensor, live: Tensor, multiple: int) -> Tensor:
-    """Per-group kept-channel counts rounded up to a multiple of ``multiple``, at most the alive ones."""
+    """Per-group kept-channel counts rounded to the nearest multiple of ``multiple`` (at least one
+    block, at most the alive channels). Monotone in ``k``, so root finding over it still works."""
     if multiple <= 1:
         return k
-    return torch.minimum((k + multiple - 1) // multiple * multiple, live)
+    r = (k + multiple // 2) // multiple * multiple
+    return torch.minimum(torch.maximum(r, torch.full_like(r, multiple)), live)
 
 
 def closest_root(excess, lo: float, hi: float, xtol: float) -> float:
@@ -97,12 +99,15 @@ def closest_root(excess, lo: float, hi: float, xtol: float) -> float:
     return min(sides, key=lambda v: abs(excess(v)))
 
 
-def fit_blocks(prob: Problem, rank: Tensor, k: Tensor, multiple: int, max_steps: int = 500) -> Tensor:
+def fit_blocks(prob: Problem, rank: Tensor, k: Tensor, multiple: int, score: Tensor, max_steps: int = 500) -> Tensor:
     """The adjustment step of ``round_to``: per-group kept counts ``k`` (multiples of ``multiple`` or
-    all alive channels) move one block at a time, in the group whose move brings the kept weights
-    closest to the budget, while that helps. Returns the keep vector (top-``k`` ranked per group)."""
+    all alive channels) move one block at a time while that brings the kept weights closer to the
+    budget. Among such moves the one that does not overshoot and costs the least ``score`` per weight
+    (removing) or gains the most (reviving) is taken; if every move overshoots, the closest one.
+    Returns the keep vector (top-``k`` ranked channels per group)."""
     st = prob.struct
     live = st.per_group(prob.alive)
+    score = score.double()
 
     def keep_of(counts: Tensor) -> Tensor:
         return prob.alive & (rank < counts[st.group_of])
@@ -112,7 +117,7 @@ def fit_blocks(prob: Problem, rank: Tensor, k: Tensor, multiple: int, max_steps:
         err = kept - prob.target
         if abs(err) <= prob.tol:
             break
-        best: tuple[float, Tensor, float] | None = None
+        moves: list[tuple[bool, float, float, Tensor, float]] = []  # (overshoots, key, |new err|, counts, kept)
         for g in range(len(st.groups)):
             cur, cap = int(k[g]), int(live[g])
             new = (cur - 1) // multiple * multiple if err > 0 else min(cap, (cur // multiple + 1) * multiple)
@@ -121,11 +126,19 @@ def fit_blocks(prob: Problem, rank: Tensor, k: Tensor, multiple: int, max_steps:
             trial = k.clone()
             trial[g] = new
             r = st.remaining(keep_of(trial), prob.counts)
-            if abs(r - prob.target) < abs(err) and (best is None or abs(r - prob.target) < best[0]):
-                best = (abs(r - prob.target), trial, r)
-        if best is None:
+            new_err = r - prob.target
+            if abs(new_err) >= abs(err) or r == kept:
+                continue
+            lo, hi = min(cur, new), max(cur, new)
+            moved = float(score[prob.alive & (st.group_of == g) & (rank >= lo) & (rank < hi)].sum())
+            per_weight = moved / abs(kept - r)
+            overshoots = new_err * err < 0 and abs(new_err) > prob.tol
+            moves.append((overshoots, per_weight if err > 0 else -per_weight, abs(new_err), trial, r))
+        if not moves:
             break
-        _, k, kept = best
+        fitting = [m for m in moves if not m[0]]
+        best = min(fitting, key=lambda m: m[1]) if fitting else min(moves, key=lambda m: m[2])
+        k, kept = best[3], best[4]
     return keep_of(k)
 
 

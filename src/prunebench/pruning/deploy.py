@@ -24,7 +24,8 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     """Return a copy of ``model`` (eval mode) with every Conv2d -> BatchNorm2d pair folded.
 
     Pairs are found on the ``torch.fx`` graph: a BatchNorm whose only input is a convolution that
-    nothing else reads. A model FX cannot trace is returned unfolded (a copy, eval mode) with a warning.
+    nothing else reads, both modules used once. A model FX cannot trace is returned unfolded (a copy,
+    eval mode) with a warning.
     """
     model = copy.deepcopy(model).eval()
     try:
@@ -33,13 +34,21 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
         warnings.warn(f"BatchNorm not folded: torch.fx cannot trace {type(model).__name__} ({exc})", stacklevel=2)
         return model
     modules = dict(gm.named_modules())
+    # A module called from several places (or whose parameters are read directly) is shared:
+    # folding it would change its other uses, so only single-use conv -> BN pairs are folded.
+    uses: dict[str, int] = {}
+    for node in gm.graph.nodes:
+        if node.op in ("call_module", "get_attr"):
+            target = node.target if node.op == "call_module" else node.target.rpartition(".")[0]
+            uses[target] = uses.get(target, 0) + 1
     folded = 0
     for node in list(gm.graph.nodes):
         if node.op != "call_module" or not isinstance(modules.get(node.target), nn.BatchNorm2d):
             continue
         src = node.args[0] if len(node.args) == 1 and not node.kwargs else None
         if not (isinstance(src, fx.Node) and src.op == "call_module" and len(src.users) == 1
-                and type(modules.get(src.target)) is nn.Conv2d):
+                and type(modules.get(src.target)) is nn.Conv2d
+                and uses.get(src.target) == 1 and uses.get(node.target) == 1):
             continue
         bn: nn.BatchNorm2d = modules[node.target]
         if bn.running_mean is None or bn.running_var is None:

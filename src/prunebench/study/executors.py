@@ -88,8 +88,7 @@ def make_executor(kind: str, run_dir: str, device: str, *, workers: int = 1, pro
     if kind == "ray":
         from prunebench.study.ray_executor import RayExecutor
 
-        return RayExecutor(run_dir, device, address=ray_address, capacity=workers if workers > 1 else None,
-                           gpus_per_cell=1.0 if str(device).startswith("cuda") else 0.0)
+        return RayExecutor(run_dir, device, address=ray_address, capacity=workers if workers > 1 else None)
     raise UserError(f"unknown executor {kind!r}; choose local or ray")
 
 

@@ -6,8 +6,8 @@ stays with the driver (SQLite must not live on a network file system). Workers r
 checkpoints under the run directory, so on a multi-machine cluster that directory must be on storage
 every node mounts at the same path (on one machine, or a loopback cluster, any path works).
 
-Each task reserves ``cpus_per_cell`` CPUs (and ``gpus_per_cell`` GPUs) and sets torch's thread count to
-its CPU share, as the process executor does. ``ray`` is an optional dependency: ``pip install
+Each task reserves ``cpus_per_cell`` CPUs (and one GPU when the device is CUDA) and sets torch's thread
+count to its CPU share, as the process executor does. ``ray`` is an optional dependency: ``pip install
 'prunebench[ray]'``.
 """
 from __future__ import annotations
@@ -32,13 +32,13 @@ class RayExecutor:
     as many as the cluster's CPUs allow at ``cpus_per_cell`` each)."""
 
     def __init__(self, run_dir: str, device: str, *, address: str | None = None, capacity: int | None = None,
-                 cpus_per_cell: float = 1.0, gpus_per_cell: float = 0.0) -> None:
+                 cpus_per_cell: float = 1.0) -> None:
         try:
             import ray
         except ImportError:
             raise UserError("the ray executor needs Ray: pip install 'prunebench[ray]' (or run without --executor ray)")
-        if cpus_per_cell <= 0 or gpus_per_cell < 0:
-            raise UserError(f"cpus per cell must be > 0 and gpus per cell >= 0, got {cpus_per_cell} and {gpus_per_cell}")
+        if cpus_per_cell <= 0:
+            raise UserError(f"cpus per cell must be > 0, got {cpus_per_cell}")
         self._ray = ray
         self._owns = not ray.is_initialized()
         if self._owns and address not in (None, "auto", "local"):
@@ -50,12 +50,26 @@ class RayExecutor:
                 msg = " ".join(str(e).split())[:300]
                 raise UserError(f"cannot connect to the Ray cluster at {address!r} ({msg}); start one with `ray start "
                                 "--head` or pass the right --ray-address") from None
-        self.run_dir, self.device = str(run_dir), str(device)
-        cpus = float(ray.cluster_resources().get("CPU", 1.0))
-        self.capacity = int(capacity) if capacity else max(1, int(cpus // cpus_per_cell))
+        resources = ray.cluster_resources()
+        cpus, gpus = float(resources.get("CPU", 1.0)), float(resources.get("GPU", 0.0))
+        # The device is the workers' business: "cuda" reserves one GPU per cell (Ray sets which one,
+        # so an index from the driver would be wrong there); "auto" uses GPUs if the cluster has any.
+        device = str(device)
+        if device == "auto":
+            device = "cuda" if gpus >= 1 else "cpu"
+        elif device.startswith("cuda"):
+            device = "cuda"
+        gpus_per_cell = 1.0 if device == "cuda" else 0.0
+        if gpus_per_cell and gpus < gpus_per_cell:
+            self.close()
+            raise UserError(f"device cuda asked for, but the Ray cluster at {address!r} has no GPU; use --device cpu "
+                            "or add GPU nodes")
+        self.run_dir, self.device = str(run_dir), device
+        fit = int(cpus // cpus_per_cell) if not gpus_per_cell else min(int(cpus // cpus_per_cell), int(gpus))
+        self.capacity = int(capacity) if capacity else max(1, fit)
         self._remote = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=0)(_task)
-        self._threads = max(1, int(cpus_per_cell))
         self._refs: dict[Any, str] = {}
+        self._threads = max(1, int(cpus_per_cell))
 
     def submit(self, cell: Cell) -> None:
         ref = self._remote.remote(cell.to_json(), self.run_dir, self.device, self._threads)
@@ -78,9 +92,12 @@ class RayExecutor:
 
     def close(self, cancel: bool = False) -> None:
         if cancel:
-            for ref in self._refs:
-                self._ray.cancel(ref, force=True)
-        self._refs.clear()
+            for ref in getattr(self, "_refs", {}):
+                try:
+                    self._ray.cancel(ref, force=True)
+                except Exception:  # noqa: BLE001  (already finished or its worker is gone: nothing to cancel)
+                    pass
+        getattr(self, "_refs", {}).clear()
         if self._owns and self._ray.is_initialized():
             self._ray.shutdown()
 

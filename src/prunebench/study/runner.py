@@ -71,21 +71,26 @@ def run_study(config: StudyConfig | str | Path | Mapping[str, Any] | None = None
         raise UserError(f"unknown executor {executor!r}; choose local or ray")
     run = Path(run_dir) if run_dir is not None else Path("runs") / cfg.name
     check_run_dir(run)
-    dev = resolve_device(device or cfg.device)
+    # Ray workers pick their own device (the driver may have no GPU); locally it is resolved here.
+    dev = (device or cfg.device) if executor == "ray" else resolve_device(device or cfg.device)
     data = get_dataset(cfg.dataset.model_dump(mode="json"))
     cells = plan(cfg, data.info)
-    # ---- everything validated: from here on the run directory is written
-    run.mkdir(parents=True, exist_ok=True)
+    from prunebench.study.executors import make_executor
+
+    ex = make_executor(executor, str(run.resolve()), str(dev), workers=workers, progress=progress,
+                       ray_address=ray_address)
+    # ---- everything validated and the executor reachable: from here on the run directory is written
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+    except BaseException:
+        ex.close(cancel=True)
+        raise
     t0 = time.perf_counter()
     with ResultStore(run / RESULTS_FILE) as store:
         write_atomic(run / CONFIG_FILE, config_text(cfg))
         write_atomic(run / PLAN_FILE, json.dumps({"format": FORMAT, "name": cfg.name, "delta": cfg.delta,
                                                   "cells": [c.to_json() for c in cells]}, indent=1))
         summary = RunSummary(run, cells)
-        from prunebench.study.executors import make_executor
-
-        ex = make_executor(executor, str(run.resolve()), str(dev), workers=workers, progress=progress,
-                           ray_address=ray_address)
         try:
             _schedule(cells, store, ex, summary, progress)
         except BaseException:

@@ -55,9 +55,10 @@ def uniform_fraction_keep(prob: Problem, score: Tensor, round_to: int = 1) -> Te
         return st.remaining(prob.alive & (rank < counts_at(f)[st.group_of]), prob.counts) - prob.target
 
     k = counts_at(closest_root(excess, 0.0, 1.0, xtol=1e-12))
+    norm = normalised(score, st, prob.alive)
     if round_to > 1:
-        return fit_blocks(prob, rank, k, round_to)
-    return fit_to_budget(prob, prob.alive & (rank < k[st.group_of]), normalised(score, st, prob.alive))
+        return fit_blocks(prob, rank, k, round_to, norm)
+    return fit_to_budget(prob, prob.alive & (rank < k[st.group_of]), norm)
 
 
 @METHODS.register("ft", structured=True, data_informed=False, options=("norm", "input_shape", "round_to"))

@@ -10,7 +10,8 @@ removing them reduces the gradient norm least (or raises it); global selection o
 prunable layers, cascade-aware (pruned weights stay pruned and count as zero weights).
 
 Options: ``samples_per_class`` (10), ``temperature`` (200), ``batch_size`` (64, chunks of the batch),
-``train_mode`` (False: eval mode, BN running statistics; True: batch statistics, as at initialization).
+``train_mode`` (False: eval mode, BN running statistics; True: statistics of the whole batch, scored in
+one chunk, as at initialization). The model's buffers (BN running statistics) are left as they were.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from torch import Tensor, nn
 from prunebench.data.base import Dataset
 from prunebench.errors import UserError
 from prunebench.pruning.allocation import global_topk
-from prunebench.pruning.base import METHODS, PruneContext
+from prunebench.pruning.base import METHODS, PruneContext, scoring
 from prunebench.pruning.masks import PruningState
 from prunebench.pruning.options import method_options
 
@@ -46,17 +47,21 @@ def class_balanced_batch(data: Dataset, per_class: int, generator: torch.Generat
 
 
 def grasp_scores(model: nn.Module, weights: dict[str, Tensor], x: Tensor, y: Tensor, *, temperature: float = 200.0,
-                 batch_size: int = 64) -> dict[str, Tensor]:
+                 batch_size: int = 64, seed: int = 0) -> dict[str, Tensor]:
     """-theta * (H g) per weight (Eq. 8), L the mean cross-entropy of logits / ``temperature`` over (x, y).
 
     Chunks of ``batch_size`` accumulate g first, then H g (H g is linear in the per-sample losses
     given the fixed g). ``weights``: the parameters to score (name -> parameter of ``model``).
+    Each chunk replays the same random state in both passes, so a model with dropout is
+    differentiated at one and the same function.
     """
     params = list(weights.values())
     n = len(x)
 
     def chunk_grads(i: int, create_graph: bool) -> tuple[Tensor, ...]:
-        out = model(x[i:i + batch_size]) / temperature
+        with torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
+            torch.manual_seed(seed + i)
+            out = model(x[i:i + batch_size]) / temperature
         loss = F.cross_entropy(out, y[i:i + batch_size], reduction="sum") / n
         grads = torch.autograd.grad(loss, params, create_graph=create_graph, allow_unused=True)
         return tuple(torch.zeros_like(p) if g is None else g for p, g in zip(params, grads))
@@ -91,22 +96,21 @@ def grasp_layer_scores(model: nn.Module, state: PruningState, ctx: PruneContext,
     first = next(iter(weights.values()))
     x, y = class_balanced_batch(data, int(opts["samples_per_class"]), ctx.generator("cpu"), first.device)
     x = x.to(first.dtype)
-    was_training = model.training
-    model.train(bool(opts["train_mode"]))
-    try:
+    train_mode = bool(opts["train_mode"])
+    # Batch statistics (train mode) make the loss depend on how the batch is chunked: one chunk then.
+    batch_size = len(x) if train_mode else int(opts["batch_size"])
+    with scoring(model, train_mode):
         with torch.no_grad():  # score the model as the masks leave it (cascade): pruned weights are zero
             saved = {k: w.detach().clone() for k, w in weights.items()}
             for k, w in weights.items():
                 w.mul_(state.masks[k].to(w.dtype))
         try:
-            return grasp_scores(model, weights, x, y, temperature=float(opts["temperature"]),
-                                batch_size=int(opts["batch_size"]))
+            return grasp_scores(model, weights, x, y, temperature=float(opts["temperature"]), batch_size=batch_size,
+                                seed=ctx.seed)
         finally:
             with torch.no_grad():
                 for k, w in weights.items():
                     w.copy_(saved[k])
-    finally:
-        model.train(was_training)
 
 
 @METHODS.register("grasp", structured=False, data_informed=True, options=tuple(OPTIONS))

@@ -137,8 +137,9 @@ def pfp(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) 
         return st.remaining(prob.alive & (rank < counts_at(log_eps)[st.group_of]), prob.counts) - prob.target
 
     k = counts_at(closest_root(excess, *LOG_EPS_RANGE, xtol=1e-10))
+    norm = normalised(score, st, prob.alive)
     if round_to > 1:
-        keep = fit_blocks(prob, rank, k, round_to)
+        keep = fit_blocks(prob, rank, k, round_to, norm)
     else:
-        keep = fit_to_budget(prob, prob.alive & (rank < k[st.group_of]), normalised(score, st, prob.alive))
+        keep = fit_to_budget(prob, prob.alive & (rank < k[st.group_of]), norm)
     return finish(prob, keep, state, "pfp", ratio, round_to)

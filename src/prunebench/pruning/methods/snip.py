@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from prunebench.pruning.allocation import global_topk
-from prunebench.pruning.base import METHODS, PruneContext
+from prunebench.pruning.base import METHODS, PruneContext, scoring
 from prunebench.pruning.masks import PruningState
 from prunebench.pruning.options import method_options
 from prunebench.pruning.selection import module_name
@@ -40,10 +40,8 @@ def snip_scores(model: nn.Module, state: PruningState, ctx: PruneContext, method
     x, y = sensitivity_batch(data, int(n), generator=ctx.generator("cpu"), device=dev)
     params = list(weights.values())
     grads = [torch.zeros_like(p) for p in params]
-    was_training = model.training
-    model.train(bool(opts["train_mode"]))
-    try:
-        bs = int(opts["batch_size"])
+    with scoring(model, bool(opts["train_mode"])):
+        bs = len(x) if opts["train_mode"] else int(opts["batch_size"])  # batch statistics: one chunk
         for i in range(0, len(x), bs):
             xb, yb = x[i:i + bs], y[i:i + bs]
             with torch.enable_grad():
@@ -52,8 +50,6 @@ def snip_scores(model: nn.Module, state: PruningState, ctx: PruneContext, method
             for acc, g in zip(grads, gs):
                 if g is not None:
                     acc.add_(g)
-    finally:
-        model.train(was_training)
     scores = {k: (p.detach() * g).abs() for (k, p), g in zip(weights.items(), grads)}
     total = sum(float(s.sum()) for s in scores.values())
     return {k: s / total for k, s in scores.items()} if total > 0 else scores
