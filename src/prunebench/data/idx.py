@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prunebench.atomic import write_atomic
 from prunebench.errors import UserError
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -54,4 +55,4 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
     header = bytes([0, 0, codes[key], arr.ndim]) + struct.pack(f">{arr.ndim}i", *arr.shape)
     body = header + arr.astype(arr.dtype.newbyteorder(">"), copy=False).tobytes()
     path = Path(path)
-    path.write_bytes(gzip.compress(body) if path.suffix == ".gz" else body)
+    write_atomic(path, gzip.compress(body) if path.suffix == ".gz" else body)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import tempfile
 from pathlib import Path
 from typing import Mapping
@@ -29,6 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from prunebench.atomic import atomic_path
 from prunebench.errors import UserError
 from prunebench.pruning.selection import module_name
 from prunebench.pruning.structured import analyse, build_dependency_graph
@@ -148,15 +148,13 @@ def export_csr(model: nn.Module, state, path: str | Path, density_threshold: flo
         else:
             tensors[key] = t
     meta = {"format": CSR_FORMAT, "csr_shapes": json.dumps(shapes)}
-    save_file(tensors, str(path), metadata=meta)
-    fd, tmp = tempfile.mkstemp(suffix=".safetensors", dir=str(path.parent))
-    os.close(fd)
-    try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in params.items()}, tmp)
-        dense_bytes = os.path.getsize(tmp)
-    finally:
-        os.unlink(tmp)
-    csr_bytes = os.path.getsize(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+    with tempfile.TemporaryDirectory(dir=path.parent) as folder:  # the dense size, measured the same way
+        dense = Path(folder) / "dense.safetensors"
+        save_file({k: v.detach().cpu().contiguous() for k, v in params.items()}, str(dense))
+        dense_bytes = dense.stat().st_size
+    csr_bytes = path.stat().st_size
     return {"csr_bytes": float(csr_bytes), "dense_bytes": float(dense_bytes),
             "ratio": csr_bytes / dense_bytes, "csr_layers": float(len(shapes))}
 

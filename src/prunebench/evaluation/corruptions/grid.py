@@ -6,6 +6,7 @@ from typing import Sequence
 
 import torch
 
+from prunebench.atomic import atomic_path
 from prunebench.errors import UserError
 from prunebench.evaluation.corruptions.registry import SEVERITIES, corrupt, ordered_names
 
@@ -65,6 +66,6 @@ def corruption_grid(images_uint8_or_01: torch.Tensor, out_path: str | Path, seed
             if col == 0:
                 ax.set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi, bbox_inches="tight")
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     return out
