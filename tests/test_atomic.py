@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from prunebench.atomic import atomic_path, write_atomic
+from prunebench.atomic import atomic_path, sweep_stale, write_atomic
 
 
 def test_write_replaces_whole_file_with_umask_permissions(tmp_path: Path) -> None:
@@ -27,6 +27,17 @@ def test_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path) -> N
             raise RuntimeError("disk full")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
+
+
+def test_sweep_removes_only_old_temporaries(tmp_path: Path) -> None:
+    old, young, data = tmp_path / ".model.safetensors.ab12.tmp", tmp_path / ".plan.json.cd34.tmp", tmp_path / "x.tmp"
+    for p in (old, young, data):
+        p.write_text("partial")
+    os.utime(old, (1_000_000_000, 1_000_000_000))  # 2001
+    os.utime(data, (1_000_000_000, 1_000_000_000))
+    assert sweep_stale(tmp_path) == [old]
+    assert not old.exists() and young.exists() and data.exists()  # young: a writer may be at work
+    assert sweep_stale(tmp_path / "missing") == []
 
 
 def _umask() -> int:

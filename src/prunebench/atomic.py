@@ -57,6 +57,27 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def sweep_stale(folder: str | Path, older_than_s: float = 3600.0) -> list[Path]:
+    """Delete the temporary files :func:`atomic_path` leaves when its process is killed (``.<name>.*.tmp``)
+    in ``folder`` that are older than ``older_than_s`` (a younger one may belong to a writer still at
+    work). Returns what was removed."""
+    import time
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    limit = time.time() - older_than_s
+    gone = []
+    for p in folder.glob(".*.tmp"):
+        try:
+            if p.is_file() and p.stat().st_mtime < limit:
+                p.unlink()
+                gone.append(p)
+        except OSError:  # vanished meanwhile, or not ours to delete
+            continue
+    return gone
+
+
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
     """Write ``data`` (text as UTF-8, or bytes) to ``path`` atomically; returns the path."""
     path = Path(path)

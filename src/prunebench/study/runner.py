@@ -24,10 +24,10 @@ from typing import Any, Mapping
 import yaml
 from tqdm.auto import tqdm
 
-from prunebench.atomic import write_atomic
+from prunebench.atomic import sweep_stale, write_atomic
 from prunebench.errors import UserError
 from prunebench.store.results import SCHEMA_VERSION, ResultStore
-from prunebench.study.cells import checkpoint_path, get_dataset
+from prunebench.study.cells import CHECKPOINTS, checkpoint_path, get_dataset
 from prunebench.study.config import FORMAT, StudyConfig, load_config
 from prunebench.study.plan import Cell, plan
 
@@ -82,6 +82,8 @@ def run_study(config: StudyConfig | str | Path | Mapping[str, Any] | None = None
     # ---- everything validated and the executor reachable: from here on the run directory is written
     try:
         run.mkdir(parents=True, exist_ok=True)
+        for folder in (run, run / CHECKPOINTS):  # left by a run that was killed mid-write
+            sweep_stale(folder)
     except BaseException:
         ex.close(cancel=True)
         raise
