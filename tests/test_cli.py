@@ -87,8 +87,17 @@ def test_prune_cascade_and_bad_ratio(tmp_path: Path) -> None:
     assert p90.pruning_state().prune_ratio() == pytest.approx(0.9, rel=0.005)
     assert [p["method"] for p in p90.meta["pruning"]] == ["wt", "wt"]
     ft = cli("prune", str(tmp_path / "parent.safetensors"), "--method", "ft", "--ratio", "0.5", "--latency",
-             "--out", str(tmp_path / "ft50"), "--no-progress")
+             "--option", "round_to=4", "--option", "norm=l2", "--out", str(tmp_path / "ft50"), "--no-progress")
     assert ft.returncode == 0, ft.stderr
+    ft50 = load_checkpoint(tmp_path / "ft50")
+    assert ft50.meta["pruning"][-1]["options"] == {"round_to": 4, "norm": "l2"}
+    for name, mask in ft50.masks.items():  # round_to reached the method: kept filters come in blocks of 4
+        kept = int(mask.reshape(mask.shape[0], -1).any(1).sum())
+        assert kept % 4 == 0 or kept == mask.shape[0], (name, kept)
+    for opt, msg in [("bogus=1", "unknown option 'bogus'"), ("round_to", "expects KEY=VALUE")]:
+        bad = cli("prune", str(tmp_path / "parent.safetensors"), "--method", "ft", "--ratio", "0.5", "--option", opt,
+                  "--out", str(tmp_path / "bad"))
+        assert bad.returncode == 2 and msg in bad.stderr and not (tmp_path / "bad.json").exists()
     lat = [line.split() for line in ft.stdout.splitlines() if "latency" in line or "compressed" in line]
     before_ms, after_ms, compressed_ms = float(lat[0][-2]), float(lat[0][-1]), float(lat[1][-1])
     assert min(before_ms, after_ms, compressed_ms) > 0

@@ -6,7 +6,8 @@ import argparse
 from prunebench.cli.common import add_device, data_for, resolve_device
 
 EXAMPLE = ("examples:\n  prunebench prune checkpoints/lenet5.safetensors --method wt --ratio 0.9 --out pruned/lenet5-wt90\n"
-           "  prunebench prune parent.safetensors --method pfp --ratio 0.5 --retrain-epochs 3 --out pruned/pfp50")
+           "  prunebench prune parent.safetensors --method pfp --ratio 0.5 --retrain-epochs 3 --out pruned/pfp50\n"
+           "  prunebench prune parent.safetensors --method ft --ratio 0.5 --option round_to=16 --latency --out pruned/ft50")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="prune ratio: fraction of the prunable weights removed, in [0, 1)")
     p.add_argument("--retrain-epochs", type=int, default=0,
                    help="retrain with the checkpoint's own recipe (LR rewinding) for this many epochs")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a method option (repeatable), e.g. round_to=16, num_samples=64, norm=l2; values are YAML")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="path of the pruned checkpoint")
     p.add_argument("--latency", action="store_true",
@@ -36,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     METHODS.get(args.method)
     check_ratio(args.ratio)
+    options = _options(args.option, args.method, METHODS.meta(args.method).get("options", ()))
     if args.retrain_epochs < 0:
         raise UserError(f"--retrain-epochs must be >= 0, got {args.retrain_epochs}")
     device = resolve_device(args.device)
@@ -46,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     state = ckpt.pruning_state()
     before = {"acc": evaluate_split(model, data.test, data.info, device)["acc"], "flops": flops(model, shape, state),
               "ratio": state.prune_ratio() if state else 0.0, "ms": _latency_ms(model, shape) if args.latency else None}
-    state = prune(model, args.method, args.ratio, data=data, state=state, seed=args.seed, device=device)
+    state = prune(model, args.method, args.ratio, data=data, state=state, seed=args.seed, device=device, **options)
     pruned_acc = evaluate_split(model, data.test, data.info, device)["acc"]
     history = []
     if args.retrain_epochs:
@@ -60,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     state.verify(model)
     after = {"acc": evaluate_split(model, data.test, data.info, device)["acc"], "flops": flops(model, shape, state)}
     params = count_params(model, state)
-    pruning = list(meta.get("pruning", [])) + [{"method": args.method, "ratio": args.ratio, "achieved": state.prune_ratio(),
+    pruning = list(meta.get("pruning", [])) + [{"method": args.method, "options": options, "ratio": args.ratio,
+                                                "achieved": state.prune_ratio(),
                                                 "retrain_epochs": args.retrain_epochs, "seed": args.seed}]
     new_meta = {k: v for k, v in meta.items() if k not in ("format", "version", "has_masks", "shapes", "history")}
     new_meta.update({"pruning": pruning, "metrics": {"test_acc": after["acc"], "prune_ratio": state.prune_ratio(),
@@ -85,6 +90,28 @@ def run(args: argparse.Namespace) -> int:
             print(f"{'  compressed':24s}{'':12s}{_latency_ms(compress(model, state, example), shape):12.3f}")
     print(f"checkpoint: {path}")
     return 0
+
+
+def _options(pairs: list[str], method: str, known) -> dict:
+    """``KEY=VALUE`` strings -> options (values parsed as YAML: 16 -> int, l2 -> str, [3, 32, 32] -> list),
+    checked against the method's declared options before any work."""
+    import yaml
+
+    from prunebench.errors import UserError
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--option expects KEY=VALUE, got {pair!r} (e.g. --option round_to=16)")
+        if key not in known:
+            raise UserError(f"unknown option {key!r} for pruning method {method!r}; it accepts: "
+                            f"{', '.join(sorted(known)) or 'none'}")
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise UserError(f"--option {key}: cannot read {value!r} as a value") from None
+    return out
 
 
 def _latency_ms(model, shape: tuple[int, ...]) -> float:
