@@ -33,6 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from prunebench.report import write_report
+    from prunebench.study.analysis import prune_potential_table
     from prunebench.study.config import load_config
     from prunebench.study.plan import counts
     from prunebench.study.results import load_results
@@ -48,15 +50,10 @@ def run(args: argparse.Namespace) -> int:
           f"{done['eval']} eval), reused {len(summary.reused)}, {summary.seconds:.1f} s")
     rows = load_results(summary.run_dir)
     print()
-    print(potential_table(rows, cfg.delta))
+    print(prune_potential_table(rows, cfg.delta))
     if not args.no_report and rows:
-        try:
-            from prunebench.report import write_report
-        except ImportError:
-            write_report = None
-        if write_report is not None:
-            html, md = write_report(summary.run_dir, delta=cfg.delta)
-            print(f"\nreport: {html}\nsummary: {md}")
+        html, md = write_report(summary.run_dir, delta=cfg.delta)
+        print(f"\nreport: {html}\nsummary: {md}")
     if not summary.ok:
         cells = {c.key: c for c in summary.cells}
         print(f"\n{len(summary.failed)} cell(s) failed, {len(summary.blocked)} blocked by them "
@@ -65,30 +62,3 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {cells[key].describe()} [{key}]: {err}", file=sys.stderr)
         return 1
     return 0
-
-
-def potential_table(rows: list[dict], delta: float) -> str:
-    """The analysis helper's prune-potential table, or a plain fallback (nominal accuracy only)."""
-    try:
-        from prunebench.study.analysis import prune_potential_table
-    except ImportError:
-        prune_potential_table = None
-    if prune_potential_table is not None:
-        return prune_potential_table(rows, delta)
-    return _simple_table(rows, delta)
-
-
-def _simple_table(rows: list[dict], delta: float) -> str:
-    key = "nominal/acc/nominal"
-    parents = {r["rep"]: r for r in rows if r["kind"] == "parent" and r.get(key) is not None}
-    best: dict[str, list[float]] = {}
-    for r in rows:
-        p = parents.get(r["rep"])
-        if r["kind"] != "pruned" or p is None or r.get(key) is None:
-            continue
-        ok = (1 - r[key]) <= (1 - p[key]) + delta + 1e-12
-        vals = best.setdefault(r["method"], [])
-        vals.append(r["prune_ratio"] if ok else 0.0)
-    lines = [f"prune potential [%] (nominal, delta = {100 * delta:g}%)"]
-    lines += [f"  {m:16s} {100 * max(v):6.1f}" for m, v in sorted(best.items())]
-    return "\n".join(lines)

@@ -74,7 +74,7 @@ class DeviceLoader:
         offsets = torch.randint(0, 2 * crop + 1, (n, 2), generator=self.gen, device=self.device) if crop else None
         # Gather, crop and normalize several batches per call: a handful of ops per chunk instead of per
         # step. Chunks of a few MiB stay in the CPU's last-level cache until the steps read them (a
-        # whole-epoch chunk measured ~7% slower on an MLP) and bound the float copy's memory.
+        # whole-epoch chunk was slower on an MLP) and bound the float copy's memory.
         per_chunk = max(1, self.chunk_bytes // (4 * bs * max(1, self.x[0:1].numel())))
         batches = len(self)
         for c0 in range(0, batches, per_chunk):

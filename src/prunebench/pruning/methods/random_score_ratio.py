@@ -20,13 +20,13 @@ from prunebench.pruning.methods import grasp as _grasp
 from prunebench.pruning.methods import snip as _snip
 
 
-def _score_ratio(name: str, scorer: Callable[..., dict[str, Tensor]], score_options: dict):
+def _score_ratio(name: str, scorer: Callable[..., dict[str, Tensor]], score_options: dict, keep_lowest: bool):
     def method(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) -> dict[str, Tensor]:
         exact = bool(ctx.options.get("exact", True))
         score_ctx = PruneContext(data=ctx.data, device=ctx.device, seed=ctx.seed,
                                  options={k: v for k, v in ctx.options.items() if k != "exact"})
         scores = scorer(model, state, score_ctx, name, **{**score_options, "train_mode": True})
-        if name.endswith("grasp-ratio"):  # GraSP keeps the lowest scores
+        if keep_lowest:  # GraSP keeps the lowest scores
             scores = {k: -s for k, s in scores.items()}
         top = global_topk(scores, state.masks, ratio)
         densities = {k: float(m.sum()) / m.numel() for k, m in top.items()}
@@ -38,5 +38,5 @@ def _score_ratio(name: str, scorer: Callable[..., dict[str, Tensor]], score_opti
                             options=("exact", *score_options))(method)
 
 
-random_snip_ratio = _score_ratio("random-snip-ratio", _snip.snip_scores, _snip.OPTIONS)
-random_grasp_ratio = _score_ratio("random-grasp-ratio", _grasp.grasp_layer_scores, _grasp.OPTIONS)
+random_snip_ratio = _score_ratio("random-snip-ratio", _snip.snip_scores, _snip.OPTIONS, keep_lowest=False)
+random_grasp_ratio = _score_ratio("random-grasp-ratio", _grasp.grasp_layer_scores, _grasp.OPTIONS, keep_lowest=True)
