@@ -44,3 +44,33 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_next_writer_sweeps_dead_writers_temporaries_whatever_their_age(tmp_path: Path) -> None:
+    """A killed writer's temporary goes at the next write of the same target, even if it is a second
+    old; a live writer's (this process) and another target's stay."""
+    import subprocess
+    import sys
+
+    from prunebench.atomic import _TAG
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    target = tmp_path / "report.html"
+    killed = tmp_path / f".report.html.{_TAG}-{pid}.x1.tmp"
+    live = tmp_path / f".report.html.{_TAG}-{os.getpid()}.x2.tmp"
+    other = tmp_path / f".summary.md.{_TAG}-{pid}.x3.tmp"
+    for p in (killed, live, other):
+        p.write_text("partial")
+    write_atomic(target, "done")
+    assert not killed.exists() and live.exists() and other.exists() and target.read_text() == "done"
+    assert sweep_stale(tmp_path, older_than_s=0) == [other]  # a locked folder: all but the live writer's
+    assert live.exists()
+
+
+def test_unwritable_destination_is_a_user_error(tmp_path: Path) -> None:
+    from prunebench.errors import UserError
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="cannot write"):
+        write_atomic(tmp_path / "file" / "sub" / "out.json", "{}")

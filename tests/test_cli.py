@@ -50,7 +50,10 @@ def test_train_then_evaluate(tmp_path: Path) -> None:
               "--batch-size", "32", "--out", str(tmp_path / "ck"), "--no-progress")
     assert out.returncode == 0, out.stderr
     assert "test accuracy" in out.stdout
-    meta = json.loads((tmp_path / "ck.json").read_text())
+    from prunebench.store import read_meta
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.metrics.json", "ck.safetensors"]  # one checkpoint file
+    meta = read_meta(tmp_path / "ck.safetensors")
     assert meta["model"] == "lenet5" and meta["dataset"] == "fashion-mnist"
     ev = cli("evaluate", str(tmp_path / "ck.safetensors"), "--out", str(tmp_path / "eval.json"))
     assert ev.returncode == 0, ev.stderr
@@ -97,13 +100,13 @@ def test_prune_cascade_and_bad_ratio(tmp_path: Path) -> None:
     for opt, msg in [("bogus=1", "unknown option 'bogus'"), ("round_to", "expects KEY=VALUE")]:
         bad = cli("prune", str(tmp_path / "parent.safetensors"), "--method", "ft", "--ratio", "0.5", "--option", opt,
                   "--out", str(tmp_path / "bad"))
-        assert bad.returncode == 2 and msg in bad.stderr and not (tmp_path / "bad.json").exists()
+        assert bad.returncode == 2 and msg in bad.stderr and not (tmp_path / "bad.safetensors").exists()
     lat = [line.split() for line in ft.stdout.splitlines() if "latency" in line or "compressed" in line]
     before_ms, after_ms, compressed_ms = float(lat[0][-2]), float(lat[0][-1]), float(lat[1][-1])
     assert min(before_ms, after_ms, compressed_ms) > 0
     for args, msg in [(["--ratio", "1.0"], "prune ratio must be in [0, 1)"), (["--ratio", "0.5"], "never revived")]:
         bad = cli("prune", str(tmp_path / "p90.safetensors"), "--method", "wt", *args, "--out", str(tmp_path / "bad"))
-        assert bad.returncode == 2 and msg in bad.stderr and not (tmp_path / "bad.json").exists()
+        assert bad.returncode == 2 and msg in bad.stderr and not (tmp_path / "bad.safetensors").exists()
 
 
 def test_corrupt_grid(tmp_path: Path) -> None:

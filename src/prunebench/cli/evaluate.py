@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from prunebench.cli.common import add_device, data_for, resolve_device, split_list, write_json
+from prunebench.cli.common import add_device, check_out_file, data_for, resolve_device, split_list, write_json
 
 EXAMPLE = ("examples:\n  prunebench evaluate checkpoints/lenet5.safetensors\n"
            "  prunebench evaluate pruned.safetensors --parent parent.safetensors --suite calibration,ood --out eval.json")
@@ -31,6 +31,13 @@ def run(args: argparse.Namespace) -> int:
     from prunebench.store import load_checkpoint
     from prunebench.training import evaluate_split
 
+    from prunebench.errors import UserError
+
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit must be a positive number of test images, got {args.limit}; leave it out to "
+                        "evaluate on the whole test set")
+    if args.out:
+        check_out_file(args.out, "--out")
     device = resolve_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
     data = data_for(ckpt.meta, args.data, args.data_root)

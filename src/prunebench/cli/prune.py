@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from prunebench.cli.common import add_device, data_for, resolve_device
+from prunebench.cli.common import add_device, check_out_file, data_for, finite, resolve_device
 
 EXAMPLE = ("examples:\n  prunebench prune checkpoints/lenet5.safetensors --method wt --ratio 0.9 --out pruned/lenet5-wt90\n"
            "  prunebench prune parent.safetensors --method pfp --ratio 0.5 --retrain-epochs 3 --out pruned/pfp50\n"
@@ -38,10 +38,12 @@ def run(args: argparse.Namespace) -> int:
     from prunebench.training import TrainConfig, evaluate_split, train
 
     METHODS.get(args.method)
+    finite(args.ratio, "--ratio")
     check_ratio(args.ratio)
     options = _options(args.option, args.method, METHODS.meta(args.method).get("options", ()))
     if args.retrain_epochs < 0:
         raise UserError(f"--retrain-epochs must be >= 0, got {args.retrain_epochs}")
+    check_out_file(args.out, "--out", (".safetensors",))
     device = resolve_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
     model, meta = ckpt.model, ckpt.meta

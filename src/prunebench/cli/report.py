@@ -16,6 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                                "config, else 0.005)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="exit 0 even when cells failed, are blocked or have not run yet (default: exit 1)")
     p.set_defaults(run=run)
 
 
@@ -27,11 +29,30 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--delta must be in [0, 1) (a tolerated error increase, e.g. 0.005), got {args.delta}")
     if args.bootstrap < 1:
         raise UserError(f"--bootstrap must be a positive number of resamples, got {args.bootstrap}")
+    import sys
+    from pathlib import Path
+
+    from prunebench.study.lock import describe, running
+    from prunebench.study.rundir import cell_failures, pending_cells
+
+    holder = running(args.run_dir) if Path(args.run_dir).is_dir() else None
+    if holder is not None:
+        print(f"note: a run is in progress in {args.run_dir} ({describe(holder)}); the report covers the cells "
+              "finished so far", file=sys.stderr)
     html_path, md_path = write_report(args.run_dir, delta=args.delta, n_boot=args.bootstrap, seed=args.seed)
     table = _table_from(md_path)
     if table:
         print(table)
     print(f"report:  {html_path}\nsummary: {md_path}")
+    failures, pending = cell_failures(args.run_dir), pending_cells(args.run_dir)
+    if failures:
+        from prunebench.cli.run import print_failures
+
+        print_failures(failures, sum(f.status == "failed" for f in failures), sum(f.status == "blocked" for f in failures))
+    if pending and not args.allow_incomplete:
+        print(f"prunebench: the study is incomplete ({pending} cell(s) not finished); exit 1 "
+              "(--allow-incomplete to exit 0)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -3,6 +3,8 @@
 Without CONFIG the bundled default study runs (Fashion-MNIST, LeNet-5, five methods, eight ratios in
 cascade, about eight minutes on an idle 2-core CPU). Rerunning the same command skips finished cells;
 changing only the evaluation suite re-evaluates the saved checkpoints without retraining.
+A run directory belongs to one study (its name, model and dataset) and to one run at a time: a
+second run on it is refused while the first holds it; another study needs a new --out (or --extend).
 """
 from __future__ import annotations
 
@@ -29,6 +31,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the config's device)")
     p.add_argument("--quiet", action="store_true", help="no progress bars; only the final summary")
     p.add_argument("--no-report", action="store_true", help="skip report.html / summary.md")
+    p.add_argument("--extend", action="store_true",
+                   help="add this study to a run directory that holds another one (every earlier row stays visible)")
+    p.add_argument("--recompute-env", action="store_true",
+                   help="re-run finished cells computed under another numerical environment (torch version, "
+                        "device, CPU capability, threads, dtype) instead of reusing them")
     p.set_defaults(run=run)
 
 
@@ -38,11 +45,13 @@ def run(args: argparse.Namespace) -> int:
     from prunebench.study.config import load_config
     from prunebench.study.plan import counts
     from prunebench.study.results import load_results
+    from prunebench.study.rundir import cell_failures
     from prunebench.study.runner import run_study
 
     cfg = load_config(args.config)
     summary = run_study(cfg, args.out, workers=args.workers, device=args.device, progress=not args.quiet,
-                        executor=args.executor, ray_address=args.ray_address)
+                        executor=args.executor, ray_address=args.ray_address, extend=args.extend,
+                        recompute_env=args.recompute_env)
     n = counts(summary.cells)
     done = summary.executed_kinds()
     print(f"study {cfg.name!r} in {summary.run_dir}: {len(summary.cells)} cells ({n['train']} train, {n['prune']} prune, "
@@ -54,11 +63,20 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_report and rows:
         html, md = write_report(summary.run_dir, delta=cfg.delta)
         print(f"\nreport: {html}\nsummary: {md}")
+    if summary.env_changed:
+        first = next(iter(summary.env_changed.values()))
+        verb = "were recomputed" if args.recompute_env else "were reused (pass --recompute-env to recompute them)"
+        print(f"\nnote: {len(summary.env_changed)} finished cell(s) were computed under another numerical "
+              f"environment ({first}); they {verb}", file=sys.stderr)
     if not summary.ok:
-        cells = {c.key: c for c in summary.cells}
-        print(f"\n{len(summary.failed)} cell(s) failed, {len(summary.blocked)} blocked by them "
-              "(rerun the same command to retry; details in results.sqlite):", file=sys.stderr)
-        for key, err in summary.failed.items():
-            print(f"  {cells[key].describe()} [{key}]: {err}", file=sys.stderr)
+        print_failures(cell_failures(summary.run_dir), len(summary.failed), len(summary.blocked))
         return 1
     return 0
+
+
+def print_failures(failures, n_failed: int, n_blocked: int) -> None:
+    """The failed and blocked cells: what, why, what to do (stderr)."""
+    print(f"\n{n_failed} cell(s) failed, {n_blocked} blocked by them (rerun the same command to retry; "
+          "details in results.sqlite):", file=sys.stderr)
+    for f in failures:
+        print(f"  {f.status}: {f.describe()}: {f.error}\n    -> {f.hint}", file=sys.stderr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from prunebench.cli.common import add_device, resolve_device, write_json
+from prunebench.cli.common import add_device, check_out_file, finite, resolve_device, write_json
 
 EXAMPLE = "example: prunebench train --model lenet5 --data fashion-mnist --epochs 10 --out checkpoints/lenet5"
 
@@ -41,6 +41,11 @@ def run(args: argparse.Namespace) -> int:
     from prunebench.store import save_checkpoint
     from prunebench.training import TrainConfig, evaluate_split, train
 
+    finite(args.width, "--width", positive=True)
+    for flag in ("lr", "weight_decay", "warmup_epochs", "label_smoothing"):
+        finite(getattr(args, flag), "--" + flag.replace("_", "-"))
+    if args.train_limit is not None and args.train_limit < 1:
+        raise UserError(f"--train-limit must be a positive number of images, got {args.train_limit}")
     try:
         cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                           schedule=args.schedule, weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
@@ -52,12 +57,13 @@ def run(args: argparse.Namespace) -> int:
     from prunebench.models import MODELS
 
     MODELS.get(args.model), DATASETS.get(args.data)  # fail fast on bad names, before loading anything
+    out = args.out or f"checkpoints/{args.model}-{args.data}-s{args.seed}"
+    check_out_file(out, "--out", (".safetensors", ".metrics.json"))
     device = resolve_device(args.device)
     data = load_dataset(args.data, args.data_root, train_limit=args.train_limit)
     kwargs = {"in_channels": data.info.in_channels, "num_classes": data.info.num_classes, "width": args.width,
               "image_size": data.info.image_size[0]}
     model = create_model(args.model, **kwargs)
-    out = args.out or f"checkpoints/{args.model}-{args.data}-s{args.seed}"
     t0 = time.perf_counter()
     result = train(model, data, cfg, device=device, progress=not args.no_progress, desc=f"{args.model}/{args.data}")
     test = evaluate_split(model, data.test, data.info, device)

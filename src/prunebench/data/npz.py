@@ -5,7 +5,10 @@ Layout rule: the channel axis is axis 1 when ``shape[1]`` is 1 or 3, else axis 3
 is 1 or 3, else the array is rejected. A shape where both qualify (only possible for images 1 or
 3 pixels tall or wide) is therefore read as NCHW, PyTorch's order. Labels are non-negative
 integers; the number of classes is the largest label + 1. An optional ``classes`` array of
-strings names them. The file is read with ``allow_pickle=False``: object arrays are refused.
+strings names them. Labels that leave most of 0..K-1 unused (e.g. 1000..1009, which would build a
+1010-class model) are refused unless ``classes`` names all K. The file is read with
+``allow_pickle=False``: object arrays are refused, and a file that is not a zip archive is refused
+before numpy sees it (numpy would suggest loading it "unsafely", which is never the fix).
 """
 from __future__ import annotations
 
@@ -75,6 +78,13 @@ def load_npz(path: str | Path) -> tuple[DataInfo, dict[str, Split]]:
         raise UserError(f"npz data file not found: {path}; pass --data-root FILE.npz")
     arrays: dict[str, np.ndarray] = {}
     classes: tuple[str, ...] = ()
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic == b"\x93NUMPY":
+        raise UserError(f"{path} is a single .npy array, not an .npz archive; save with np.savez(path, {', '.join(KEYS)})")
+    if magic[:4] != b"PK\x03\x04":
+        raise UserError(f"{path} is not an .npz archive (no zip signature); the file is corrupt or of another type, "
+                        "write it with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
     try:
         with np.load(path, allow_pickle=False) as z:
             if not isinstance(z, np.lib.npyio.NpzFile):
@@ -99,7 +109,8 @@ def load_npz(path: str | Path) -> tuple[DataInfo, dict[str, Split]]:
     except UserError:
         raise
     except (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile, zipfile.LargeZipFile) as e:
-        raise UserError(f"cannot read {path} ({type(e).__name__}: {e}); the file is corrupt or not an .npz, "
+        why = "pickled data" if "pickle" in str(e) else " ".join(str(e).split())[:120]
+        raise UserError(f"cannot read {path} ({type(e).__name__}: {why}); the file is corrupt or not an .npz, "
                         "write it again with np.savez") from None
     xs = {k: to_nchw(arrays[f"x_{k}"], f"{path}: x_{k}") for k in ("train", "test")}
     ys = {k: _labels(arrays[f"y_{k}"], len(xs[k]), f"{path}: y_{k}") for k in ("train", "test")}
@@ -109,6 +120,11 @@ def load_npz(path: str | Path) -> tuple[DataInfo, dict[str, Split]]:
     num_classes = int(max(ys["train"].max(), ys["test"].max())) + 1
     if classes and len(classes) != num_classes:
         raise UserError(f"{path}: classes names {len(classes)} classes but the labels use {num_classes}; fix one of them")
+    used = len(np.union1d(np.unique(ys["train"]), np.unique(ys["test"])))
+    if not classes and num_classes > 2 * used:
+        raise UserError(f"{path}: the labels take {used} distinct values but reach {num_classes - 1}, which would "
+                        f"build a {num_classes}-class model; number the classes 0..{used - 1} (np.unique(y, "
+                        "return_inverse=True)) or add a 'classes' array naming all of them")
     mean, std = channel_stats(xs["train"])
     c, h, w = xs["train"].shape[1:]
     info = DataInfo(

@@ -304,6 +304,10 @@ def load_config(source: str | Path | Mapping[str, Any] | None = None) -> StudyCo
         where = str(path)
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise UserError(f"{where}: not a text file (not UTF-8); pass a YAML study config") from None
+        except OSError as e:
+            raise UserError(f"{where}: cannot read it ({e.strerror or e}); pass a readable YAML file") from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             at = f" at line {mark.line + 1}" if mark is not None else ""

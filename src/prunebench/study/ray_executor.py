@@ -22,8 +22,12 @@ from prunebench.study.plan import Cell
 def _task(cell: dict[str, Any], run_dir: str, device: str, threads: int) -> dict[str, Any]:
     import torch
 
+    from prunebench.study.numenv import numerical_env
+
     torch.set_num_threads(max(1, threads))
-    return run_cell(cell, run_dir, device, False)
+    out = run_cell(cell, run_dir, device, False)
+    out["env"] = numerical_env(device)
+    return out
 
 
 class RayExecutor:

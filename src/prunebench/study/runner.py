@@ -11,11 +11,17 @@ model cell re-runs (its record was lost) and reproduces the same checkpoint byte
 the same device because every cell is seeded, the cells built on it stay valid and are not redone;
 if the bytes differ, its dependents run again. Failed cells are recorded as "failed" and retried on
 the next run; cells depending on them are "blocked" (not run, not recorded).
+
+Crash and lock safety: the run directory is checked read-only first (``prunebench.study.rundir``),
+then locked for the run's lifetime (``prunebench.study.lock``: a second run on it is refused at
+once, naming the holder; the kernel drops the lock of a killed run). Under the lock every temporary
+file a killed writer left in the run directory is swept, whatever its age. Each record keeps the
+numerical environment its cell ran in (``metrics["env"]``); a resume under another one names the
+cells computed differently and, with ``recompute_env=True``, runs them again.
 """
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +32,15 @@ from tqdm.auto import tqdm
 
 from prunebench.atomic import sweep_stale, write_atomic
 from prunebench.errors import UserError
-from prunebench.store.results import SCHEMA_VERSION, ResultStore
+from prunebench.store.results import ResultStore
 from prunebench.study.cells import CHECKPOINTS, checkpoint_path, get_dataset
 from prunebench.study.config import FORMAT, StudyConfig, load_config
+from prunebench.study.lock import RunLock, describe, running
+from prunebench.study.numenv import describe_differences, env_differences
 from prunebench.study.plan import Cell, plan
+from prunebench.study.rundir import CONFIG_FILE, PLAN_FILE, RESULTS_FILE, check_run_dir, merged_plan
 
-CONFIG_FILE, PLAN_FILE, RESULTS_FILE = "config.yaml", "plan.json", "results.sqlite"
+__all__ = ["CONFIG_FILE", "PLAN_FILE", "RESULTS_FILE", "RunSummary", "check_run_dir", "config_text", "run_study"]
 
 
 @dataclass
@@ -44,6 +53,7 @@ class RunSummary:
     reused: list[str] = field(default_factory=list)  # keys already done before
     failed: dict[str, str] = field(default_factory=dict)  # key -> one-line error
     blocked: list[str] = field(default_factory=list)  # keys not run because an input failed
+    env_changed: dict[str, str] = field(default_factory=dict)  # done key -> how its numerical env differs now
     seconds: float = 0.0
 
     @property
@@ -57,11 +67,13 @@ class RunSummary:
 
 def run_study(config: StudyConfig | str | Path | Mapping[str, Any] | None = None, run_dir: str | Path | None = None, *,
               workers: int = 1, device: str | None = None, progress: bool = True, executor: str = "local",
-              ray_address: str | None = None) -> RunSummary:
+              ray_address: str | None = None, extend: bool = False, recompute_env: bool = False) -> RunSummary:
     """Validate, plan and execute a study into ``run_dir`` (default ``runs/<name>``); reruns skip finished cells.
 
     ``executor``: "local" (in this process, or ``workers`` processes) or "ray" (Ray tasks on the cluster
-    at ``ray_address``; ``workers`` > 1 caps the cells in flight)."""
+    at ``ray_address``; ``workers`` > 1 caps the cells in flight). ``extend``: add this study to a run
+    directory that holds another one (its cells stay in the plan). ``recompute_env``: re-run finished
+    cells whose recorded numerical environment differs from this run's."""
     from prunebench.cli.common import resolve_device
 
     cfg = config if isinstance(config, StudyConfig) else load_config(config)
@@ -70,40 +82,84 @@ def run_study(config: StudyConfig | str | Path | Mapping[str, Any] | None = None
     if executor not in ("local", "ray"):
         raise UserError(f"unknown executor {executor!r}; choose local or ray")
     run = Path(run_dir) if run_dir is not None else Path("runs") / cfg.name
-    check_run_dir(run)
+    check_run_dir(run, cfg, extend=extend)
+    holder = running(run)
+    if holder is not None:
+        raise UserError(f"{run} is in use by another run ({describe(holder)}); wait for it to finish, or pass another --out")
+    check_writable(run)
     # Ray workers pick their own device (the driver may have no GPU); locally it is resolved here.
     dev = (device or cfg.device) if executor == "ray" else resolve_device(device or cfg.device)
     data = get_dataset(cfg.dataset.model_dump(mode="json"))
     cells = plan(cfg, data.info)
+    check_model_kwargs(cells)
     from prunebench.study.executors import make_executor
 
     ex = make_executor(executor, str(run.resolve()), str(dev), workers=workers, progress=progress,
                        ray_address=ray_address)
     # ---- everything validated and the executor reachable: from here on the run directory is written
+    lock = RunLock(run)
     try:
         run.mkdir(parents=True, exist_ok=True)
-        for folder in (run, run / CHECKPOINTS):  # left by a run that was killed mid-write
-            sweep_stale(folder)
+        lock.acquire()
+        check_run_dir(run, cfg, extend=extend)  # again, under the lock: another run may have written meanwhile
+        for folder in (run, run / CHECKPOINTS):  # left by killed writers; under the lock none is alive
+            sweep_stale(folder, older_than_s=0)
     except BaseException:
+        lock.release()
         ex.close(cancel=True)
         raise
     t0 = time.perf_counter()
-    with ResultStore(run / RESULTS_FILE) as store:
-        write_atomic(run / CONFIG_FILE, config_text(cfg))
-        write_atomic(run / PLAN_FILE, json.dumps({"format": FORMAT, "name": cfg.name, "delta": cfg.delta,
-                                                  "cells": [c.to_json() for c in cells]}, indent=1))
-        summary = RunSummary(run, cells)
-        try:
-            _schedule(cells, store, ex, summary, progress)
-        except BaseException:
-            ex.close(cancel=True)
-            raise
-        ex.close()
+    try:
+        with ResultStore(run / RESULTS_FILE) as store:
+            write_atomic(run / CONFIG_FILE, config_text(cfg))
+            listed = [c.to_json() for c in cells]
+            write_atomic(run / PLAN_FILE, json.dumps({"format": FORMAT, "name": cfg.name, "delta": cfg.delta,
+                                                      "cells": merged_plan(run, listed) if extend else listed}, indent=1))
+            summary = RunSummary(run, cells)
+            try:
+                _schedule(cells, store, ex, summary, progress, getattr(ex, "env", None), recompute_env)
+            except BaseException:
+                ex.close(cancel=True)
+                raise
+            ex.close()
+    finally:
+        lock.release()
     summary.seconds = time.perf_counter() - t0
     return summary
 
 
-def _schedule(cells: list[Cell], store: ResultStore, executor: Any, summary: RunSummary, progress: bool) -> None:
+def check_writable(run: Path) -> None:
+    """Refuse (one line, nothing written) a run directory that cannot be created or written."""
+    from prunebench.cli.common import check_out_dir
+
+    check_out_dir(run, "--out")
+
+
+def check_model_kwargs(cells: list[Cell]) -> None:
+    """Build each distinct zoo model of the plan once (on the CPU) so that unknown or impossible
+    ``model.kwargs`` are refused before the run directory is written, not when the first cell runs."""
+    from prunebench.models import create_model
+
+    seen = set()
+    for c in cells:
+        spec = c.run.get("model") if c.kind == "train" else None
+        if not spec:
+            continue
+        sig = json.dumps(spec, sort_keys=True, default=str)
+        if sig in seen:
+            continue
+        seen.add(sig)
+        try:
+            create_model(spec["name"], **spec.get("kwargs", {}))
+        except UserError as e:
+            raise UserError(f"config: model.kwargs: {e}") from None
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise UserError(f"config: model.kwargs {spec.get('kwargs')} do not build model {spec['name']!r} "
+                            f"({type(e).__name__}: {' '.join(str(e).split())}); fix or remove them") from None
+
+
+def _schedule(cells: list[Cell], store: ResultStore, executor: Any, summary: RunSummary, progress: bool,
+              env: dict[str, Any] | None = None, recompute_env: bool = False) -> None:
     """Dependency-driven loop: resolve reusable cells, keep the executor full, record outcomes."""
     records = {r.key: r for r in store.records()}
     by_key = {c.key: c for c in cells}
@@ -120,7 +176,13 @@ def _schedule(cells: list[Cell], store: ResultStore, executor: Any, summary: Run
         if c.is_model and not checkpoint_path(summary.run_dir, c.key).is_file():
             return False
         inputs = rec.metrics.get("inputs") or {}
-        return all(inputs.get(d) == digest.get(d) for d in c.deps)
+        if not all(inputs.get(d) == digest.get(d) for d in c.deps):
+            return False
+        diff = env_differences(rec.metrics.get("env"), env)
+        if diff:
+            summary.env_changed[c.key] = describe_differences(diff)
+            return not recompute_env
+        return True
 
     while pending or in_flight:
         rest = []
@@ -155,6 +217,8 @@ def _schedule(cells: list[Cell], store: ResultStore, executor: Any, summary: Run
             inputs = {d: digest.get(d) for d in c.deps}
             if out["status"] == "done":
                 metrics = {**out["metrics"], "labels": c.labels, "inputs": inputs}
+                if out.get("env"):
+                    metrics["env"] = out["env"]
                 store.put(c.key, c.kind, c.config, metrics, status="done", seconds=out.get("seconds"))
                 if c.is_model:
                     digest[c.key] = out["metrics"]["sha256"]
@@ -162,7 +226,7 @@ def _schedule(cells: list[Cell], store: ResultStore, executor: Any, summary: Run
                 summary.executed.append(c.key)
             else:
                 store.put(c.key, c.kind, c.config, {"error": out["error"], "traceback": out.get("traceback"),
-                                                    "labels": c.labels, "inputs": inputs},
+                                                    "labels": c.labels, "inputs": inputs, "env": out.get("env")},
                           status="failed", seconds=out.get("seconds"))
                 state[c.key] = "failed"
                 summary.failed[c.key] = out["error"]
@@ -170,45 +234,6 @@ def _schedule(cells: list[Cell], store: ResultStore, executor: Any, summary: Run
                 tqdm.write(f"cell failed: {c.describe()} [{c.key}]: {out['error']}")
             bar.update(1)
     bar.close()
-
-
-# ---------------------------------------------------------------------- run directory
-def check_run_dir(run: Path) -> None:
-    """Refuse (UserError, one line) a run directory this prunebench cannot continue; writes nothing."""
-    if not run.exists():
-        return
-    if not run.is_dir():
-        raise UserError(f"{run} exists and is not a directory; pass another --out")
-    cfg_path, db_path = run / CONFIG_FILE, run / RESULTS_FILE
-    if not cfg_path.exists() and not db_path.exists():
-        if any(run.iterdir()):
-            raise UserError(f"{run} is not empty and not a prunebench run directory; pass an empty or new --out")
-        return
-    if cfg_path.exists():
-        try:
-            saved = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as e:
-            raise UserError(f"{cfg_path} is unreadable ({type(e).__name__}); the run directory is damaged, use a new --out") from None
-        fmt = saved.get("format") if isinstance(saved, dict) else None
-        if fmt != FORMAT:
-            from prunebench import __version__
-
-            who = saved.get("prunebench_version", "an unknown version") if isinstance(saved, dict) else "an unknown version"
-            raise UserError(f"{run} was written by prunebench {who} (run format {fmt}); this prunebench {__version__} "
-                            f"reads format {FORMAT}; use a new --out directory (or that prunebench version)")
-    if db_path.exists():
-        try:  # immutable=1: read without locking, creating nothing (no -wal/-shm next to the file)
-            con = sqlite3.connect(f"file:{db_path}?immutable=1", uri=True)
-            try:
-                row = con.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
-            finally:
-                con.close()
-        except sqlite3.DatabaseError as e:
-            raise UserError(f"{db_path} is not a prunebench results store ({e}); use a new --out directory") from None
-        schema = int(row[0]) if row else None
-        if schema != SCHEMA_VERSION:
-            raise UserError(f"{db_path} has store schema {schema}, this prunebench uses schema {SCHEMA_VERSION}; "
-                            "use a new --out directory (or the prunebench version that wrote it)")
 
 
 def config_text(cfg: StudyConfig) -> str:

@@ -85,6 +85,9 @@ def check_names(cfg: StudyConfig, where: str = "config") -> None:
             except UserError as e:
                 raise UserError(f"{where}: {key}: {e}") from None
 
+    bad = first_non_finite(cfg.model_dump(mode="python"))
+    if bad is not None:
+        raise UserError(f"{where}: {bad[0]}: {bad[1]} is not a finite number; give a finite value")
     need(MODELS, cfg.model.name, "model.name")
     need(DATASETS, cfg.dataset.name, "dataset.name")
     for i, m in enumerate(cfg.methods):
@@ -105,6 +108,21 @@ def check_names(cfg: StudyConfig, where: str = "config") -> None:
             Selection.from_dict(dict(cfg.selection))
         except (UserError, TypeError) as e:
             raise UserError(f"{where}: selection: {e}") from None
+
+
+def first_non_finite(obj: Any, path: str = "") -> tuple[str, float] | None:
+    """The first (key path, value) holding NaN or +-inf in a nested config, else None."""
+    import math
+
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return path or "config", obj
+    items = obj.items() if isinstance(obj, Mapping) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    for k, v in items:
+        sub = f"{path}[{k}]" if isinstance(k, int) else (f"{path}.{k}" if path else str(k))
+        found = first_non_finite(v, sub)
+        if found is not None:
+            return found
+    return None
 
 
 def _unknown_options(fn: Any, options: Mapping[str, Any]) -> tuple[list[str], list[str]]:

@@ -1,0 +1,183 @@
+"""The run directory: may this prunebench continue it, does it belong to this study, which cells
+failed or are blocked, and under which numerical environment a cell was computed.
+
+Everything here only reads (the store is opened read-only, its WAL respected); the writer is
+:func:`prunebench.study.runner.run_study`, under the directory's lock (:mod:`prunebench.study.lock`).
+
+Study identity: a run directory belongs to one study, named by its ``name``, model and dataset.
+Revising that study (methods, ratios, recipes, evaluators) resumes in place (earlier cells under
+their own keys stay in the store and are reused if they come back); a config naming another study
+is refused unless the run is asked to ``extend`` the directory, which keeps every earlier cell in
+``plan.json`` so that its rows stay visible.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from prunebench.errors import UserError
+from prunebench.study.lock import LOCK_FILE
+
+CONFIG_FILE, PLAN_FILE, RESULTS_FILE = "config.yaml", "plan.json", "results.sqlite"
+IDENTITY = ("name", "model.name", "dataset.name")
+
+
+# ---------------------------------------------------------------------- may we continue it?
+def check_run_dir(run: Path, cfg: Any = None, *, extend: bool = False) -> None:
+    """Refuse (UserError, one line) a run directory this prunebench cannot continue, or (given
+    ``cfg``) one that belongs to another study and ``extend`` is not set. Writes nothing."""
+    from prunebench.store.results import SCHEMA_VERSION, inspect_store
+    from prunebench.study.config import FORMAT
+
+    run = Path(run)
+    if not run.exists():
+        return
+    if not run.is_dir():
+        raise UserError(f"{run} exists and is not a directory; pass another --out")
+    cfg_path, db_path = run / CONFIG_FILE, run / RESULTS_FILE
+    if not cfg_path.exists() and not db_path.exists():
+        if any(p.name != LOCK_FILE and not _is_temp(p.name) for p in run.iterdir()):
+            raise UserError(f"{run} is not empty and not a prunebench run directory; pass an empty or new --out")
+        return
+    saved = None
+    if cfg_path.exists():
+        saved = _saved_config(cfg_path)
+        fmt = saved.get("format") if isinstance(saved, dict) else None
+        if fmt != FORMAT:
+            from prunebench import __version__
+
+            who = saved.get("prunebench_version", "an unknown version") if isinstance(saved, dict) else "an unknown version"
+            raise UserError(f"{run} was written by prunebench {who} (run format {fmt}); this prunebench {__version__} "
+                            f"reads format {FORMAT}; use a new --out directory (or that prunebench version)")
+    if db_path.exists():
+        schema = inspect_store(db_path)
+        if schema is not None and schema != SCHEMA_VERSION:
+            raise UserError(f"{db_path} has store schema {schema}, this prunebench uses schema {SCHEMA_VERSION}; "
+                            "use a new --out directory (or the prunebench version that wrote it)")
+    if cfg is not None and isinstance(saved, dict) and not extend:
+        mine, theirs = identity(cfg.resolved()), identity(saved)
+        if mine != theirs:
+            diff = ", ".join(f"{k} {theirs[k]!r} -> {mine[k]!r}" for k in IDENTITY if mine[k] != theirs[k])
+            raise UserError(f"{run} holds another study ({diff}); pass a new --out, or --extend to add this study "
+                            "to that directory (its earlier rows stay visible)")
+
+
+def identity(resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields that name a study (``IDENTITY``) from a resolved config mapping."""
+    out = {}
+    for dotted in IDENTITY:
+        v: Any = resolved
+        for part in dotted.split("."):
+            v = v.get(part) if isinstance(v, Mapping) else None
+        out[dotted] = v
+    return out
+
+
+def _saved_config(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is unreadable ({type(e).__name__}); the run directory is damaged, use a new --out") from None
+
+
+def _is_temp(name: str) -> bool:
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def merged_plan(run: Path, cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``cells`` plus every cell of the run's current ``plan.json`` not among them (``--extend``)."""
+    try:
+        old = json.loads((run / PLAN_FILE).read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return cells
+    keys = {c["key"] for c in cells}
+    return [*(c for c in old if c.get("key") not in keys), *cells]
+
+
+# ---------------------------------------------------------------------- failed and blocked cells
+@dataclass(frozen=True)
+class CellFailure:
+    """A cell of the current plan that did not finish: ``failed`` (it ran and raised) or ``blocked``
+    (an input failed or is blocked, so it did not run)."""
+
+    key: str
+    kind: str
+    labels: dict[str, Any]
+    status: str  # "failed" | "blocked"
+    error: str  # the one-line error; for a blocked cell, which input failed
+    hint: str  # what to do
+
+    def describe(self) -> str:
+        lab = self.labels
+        what = {"train": f"train rep {lab.get('rep')}",
+                "prune": f"prune {lab.get('method')} {lab.get('target_ratio')} rep {lab.get('rep')}",
+                "eval": f"eval {lab.get('evaluator')} of {lab.get('method', 'parent')} {lab.get('target_ratio', '')} "
+                        f"rep {lab.get('rep')}".replace("  ", " ")}.get(self.kind, self.kind)
+        return f"{what} [{self.key}]"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def hint_for(error: str) -> str:
+    """What to do about a failed cell, from its error text."""
+    low = error.lower()
+    if "diverged" in low or "non-finite" in low or " nan" in low:
+        return "training diverged: lower the learning rate (train.lr / retrain.lr) or add warmup, then rerun"
+    if "out of memory" in low or "memoryerror" in low or "worker process failed" in low:
+        return "out of memory or the worker died: lower batch sizes or --workers, then rerun"
+    return "rerun the same command to retry; the full traceback is in results.sqlite (metrics.traceback)"
+
+
+def cell_failures(run_dir: str | Path) -> list[CellFailure]:
+    """The failed and blocked cells of ``run_dir``'s current plan, in plan order (read-only; works on
+    a running study). A cell is blocked when one of its inputs failed or is blocked and it has no
+    finished record."""
+    from prunebench.store.results import ResultStore
+
+    run = Path(run_dir)
+    try:
+        cells = json.loads((run / PLAN_FILE).read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    if not (run / RESULTS_FILE).is_file():
+        return []
+    with ResultStore(run / RESULTS_FILE, readonly=True) as store:
+        records = {r.key: r for r in store.records()}
+    bad: dict[str, str] = {}
+    out: list[CellFailure] = []
+    for c in cells:
+        rec = records.get(c["key"])
+        if rec is not None and rec.status == "done":
+            continue
+        if rec is not None and rec.status == "failed":
+            err = str(rec.metrics.get("error", "unknown error"))
+            bad[c["key"]] = "failed"
+            out.append(CellFailure(c["key"], c["kind"], c.get("labels", {}), "failed", err, hint_for(err)))
+            continue
+        culprit = next((d for d in c.get("deps", ()) if d in bad), None)
+        if culprit is not None:
+            bad[c["key"]] = "blocked"
+            out.append(CellFailure(c["key"], c["kind"], c.get("labels", {}), "blocked",
+                                   f"input {culprit} {bad[culprit]}", "fix the failed input cell; this one runs after it"))
+    return out
+
+
+def pending_cells(run_dir: str | Path) -> int:
+    """How many cells of the current plan have no finished record (failed, blocked or not yet run)."""
+    from prunebench.store.results import ResultStore
+
+    run = Path(run_dir)
+    try:
+        keys = [c["key"] for c in json.loads((run / PLAN_FILE).read_text(encoding="utf-8"))["cells"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+    if not (run / RESULTS_FILE).is_file():
+        return len(keys)
+    with ResultStore(run / RESULTS_FILE, readonly=True) as store:
+        done = {r.key for r in store.records() if r.status == "done"}
+    return sum(k not in done for k in keys)
