@@ -31,3 +31,20 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
                 m.weight.copy_(torch.rand(c, generator=g) + 0.5)
                 m.bias.copy_(torch.rand(c, generator=g) - 0.5)
     return model
+
+
+def nested_outcomes(rows, n: int = 10_000) -> dict:
+    """Per-example outcomes consistent with every ``<ev>/acc/<dist>`` of the rows: a model with accuracy a gets
+    the first round(a n) examples right. Nested sets: two models disagree on exactly |a1 - a2| n examples,
+    so paired intervals are as tight as n allows."""
+    import numpy as np
+
+    out: dict = {}
+    for r in rows:
+        for k, v in r.items():
+            parts = k.split("/", 2)
+            if len(parts) == 3 and parts[1] == "acc" and v is not None:
+                correct = np.zeros(n, bool)
+                correct[: int(round(float(v) * n))] = True
+                out.setdefault(r["model_key"], {})[f"correct/{parts[2]}"] = correct
+    return out

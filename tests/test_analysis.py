@@ -6,7 +6,7 @@ import math
 import pytest
 
 from prunebench.errors import UserError
-from prunebench.study import analysis as A
+from prunebench import analysis as A
 
 NOM, FOG, SNOW = "nominal/acc/nominal", "corruptions/acc/fog-3", "corruptions/acc/snow-3"
 
@@ -195,30 +195,48 @@ def test_two_parents_for_one_rep_is_a_user_error():
         A.prune_potential([parent(0, 0.9), parent(0, 0.8)])
 
 
+def _finding_rows(accs: dict[str, list[float]], reps: int = 2) -> list[dict]:
+    """Parents at 0.9 nominal; per method the nominal accuracy at ratios 0.5 and 0.8 (same in every rep)."""
+    rows = [parent(r, 0.90) for r in range(reps)]
+    for m, (a5, a8) in accs.items():
+        for r in range(reps):
+            rows += [pruned(m, r, 1, 0.5, 0.5, nominal=a5), pruned(m, r, 2, 0.8, 0.8, nominal=a8)]
+    return rows
+
+
 def test_structured_finding_is_computed():
-    summ = A.summarize_prune_potential(A.prune_potential(ROWS))
-    f = A.structured_finding(summ)
-    assert f["holds"] is True and f["text"].startswith("holds") and set(f["unstructured"]) == {"wt"}
-    assert "bad" in f["unclassified"]
-    flipped = [dict(r, method={"wt": "ft", "ft": "wt"}.get(r["method"], r["method"])) for r in ROWS]
-    f2 = A.structured_finding(A.summarize_prune_potential(A.prune_potential(flipped)))
-    assert f2["holds"] is False and f2["text"].startswith("does not hold")
-    only = A.structured_finding([s for s in summ if s["method"] != "ft"])
-    assert only["holds"] is None and "no structured" in only["text"]
-    # A random baseline below every structured method does not break the claim: it is listed apart.
-    weak = [dict(s, method="random") for s in summ if s["method"] == "wt"]
-    for s in weak:
-        s["mean"] = 0.0
-    f3 = A.structured_finding(summ + weak)
-    assert f3["holds"] is True and f3["baselines"] == {"random": 0.0} and "random" not in f3["unstructured"]
-    assert "random baselines, not counted: random 0.0%" in f3["text"]
+    from helpers import nested_outcomes
+
+    rows = _finding_rows({"wt": [0.9, 0.899], "ft": [0.899, 0.7]})
+    res = A.analyze(rows, nested_outcomes(rows), 0.005, n_boot=200)
+    f = res.finding
+    assert f.verdict == "holds" and f.text.startswith("holds") and "unstructured wt 80.0%" in f.text
+    assert f.statistic is not None and f.statistic.low > 0 and f.statistic.estimate == pytest.approx(0.3)
+    flipped = _finding_rows({"ft": [0.9, 0.899], "wt": [0.899, 0.7]})
+    f2 = A.analyze(flipped, nested_outcomes(flipped), 0.005, n_boot=200).finding
+    assert f2.verdict == "does not hold" and f2.statistic.high < 0
+    tie = _finding_rows({"ft": [0.9, 0.899], "wt": [0.9, 0.899]})
+    assert A.analyze(tie, nested_outcomes(tie), 0.005, n_boot=200).finding.verdict == "does not hold"  # strict claim
+    # the ft model at 0.8 is 0.45 pp worse on 500 images: cannot tell within from beyond delta -> inconclusive
+    close = _finding_rows({"wt": [0.9, 0.9], "ft": [0.9, 0.8955]})
+    f4 = A.analyze(close, nested_outcomes(close, n=500), 0.005, n_boot=300).finding
+    assert f4.verdict in ("inconclusive", "not checked")
+    only = [r for r in rows if r["method"] != "ft"]
+    assert A.analyze(only, nested_outcomes(only), 0.005, n_boot=50).finding.verdict == "not checked"
+    # without per-example outcomes (a run made before they were recorded): no verdict, said so
+    old = A.analyze(rows, None, 0.005, n_boot=50)
+    assert old.finding.verdict == "not checked" and not old.decisions.available and "unavailable" in old.table
+    # A random baseline below every structured method does not break the claim: it is left out.
+    weak = _finding_rows({"wt": [0.9, 0.899], "ft": [0.899, 0.7], "random": [0.1, 0.1]})
+    f3 = A.analyze(weak, nested_outcomes(weak), 0.005, n_boot=200).finding
+    assert f3.verdict == "holds" and "random" not in f3.text
 
 
 def test_analyze_bundles_everything():
-    res = A.analyze(ROWS, 0.005, n_boot=100)
-    assert res["methods"] == ["bad", "ft", "wt"] and res["shifted"] == ["fog-3", "snow-3"]
-    assert len(res["excess_error"]) == sum(1 for r in ROWS if r["kind"] == "pruned" and r.get(NOM) is not None)
-    assert set(res["excess_slopes"]) == {"bad", "ft", "wt"} and "wt" in res["table"]
+    res = A.analyze(ROWS, None, 0.005, n_boot=100)
+    assert res.methods == ["bad", "ft", "wt"] and res.shifted == ["fog-3", "snow-3"]
+    assert len(res.excess_error) == sum(1 for r in ROWS if r["kind"] == "pruned" and r.get(NOM) is not None)
+    assert set(res.excess_slopes) == {"bad", "ft", "wt"} and "wt" in res.table
 
 
 def test_summary_distributions_are_not_double_counted():

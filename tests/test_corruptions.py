@@ -385,6 +385,9 @@ def test_evaluator(tmp_path: Path) -> None:
     evaluator = EVALUATORS.get("corruptions")
     m = evaluator(model, ctx, corruptions=["contrast", "saturate", "gaussian_noise"], severities=[1, 5])
     names = ("contrast", "saturate", "gaussian_noise")
+    outcomes = {k: m.pop(k) for k in list(m) if k.startswith("correct/")}
+    assert set(outcomes) == {f"correct/{n}-{s}" for n in names for s in (1, 5)}
+    assert all(v.float().mean().item() == pytest.approx(m["acc/" + k[8:]]) for k, v in outcomes.items())
     assert set(m) == {f"acc/{n}-{s}" for n in names for s in (1, 5)} | {f"acc/{n}" for n in names} | {"mean_acc", "mean_acc_heldout"}
     clean = (model(test.float_images()).argmax(1) == test.y).float().mean().item()
     assert 0.5 < clean < 0.9
@@ -393,7 +396,9 @@ def test_evaluator(tmp_path: Path) -> None:
     assert m["acc/contrast"] == pytest.approx((m["acc/contrast-1"] + m["acc/contrast-5"]) / 2)
     assert m["mean_acc"] == pytest.approx((m["acc/contrast"] + m["acc/gaussian_noise"]) / 2)
     assert len(list(tmp_path.rglob("*.safetensors"))) == 6
-    assert evaluator(model, ctx, corruptions="contrast", severities=5)["acc/contrast-5"] == m["acc/contrast-5"]
+    again = evaluator(model, ctx, corruptions="contrast", severities=5)
+    assert again["acc/contrast-5"] == m["acc/contrast-5"]
+    assert torch.equal(again["correct/contrast-5"], outcomes["correct/contrast-5"])
     with pytest.raises(UserError, match="unknown corruption"):
         evaluator(model, ctx, corruptions=["contrast", "fgo"])
     with pytest.raises(UserError, match="severity"):

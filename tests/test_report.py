@@ -14,6 +14,8 @@ from prunebench.cli.main import main
 from prunebench.errors import UserError
 from prunebench.report import TABLE_NAME, render_report, write_report
 
+from helpers import nested_outcomes
+
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 RATIOS = [0.2, 0.35, 0.5, 0.65, 0.8, 0.9]
 PP = {"wt": 0.8, "sipp": 0.8, "ft": 0.5, "pfp": 0.35}  # nominal prune potential by construction
@@ -67,7 +69,9 @@ CONFIG = "name: synthetic\nmodel: {name: lenet5}\ndataset: {name: fashion-mnist}
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    html_path, md_path = render_report(make_rows(), out, config_text=CONFIG, n_boot=200)
+    rows = make_rows()
+    html_path, md_path = render_report(rows, out, config_text=CONFIG, n_boot=200, outcomes=nested_outcomes(rows),
+                                       num_classes=10)
     return {"html": html_path, "md": md_path, "text": html_path.read_text(), "summary": md_path.read_text(), "dir": out}
 
 
@@ -96,7 +100,10 @@ def test_html_has_every_section_and_the_computed_numbers(report):
     glance = html[html.index('id="overview"'):html.index('id="prune-potential"')]
     for method, value in (("wt", "80.0"), ("sipp", "80.0"), ("ft", "50.0"), ("pfp", "35.0")):
         assert re.search(rf"<td[^>]*>{method}</td><td[^>]*>(un)?structured</td><td[^>]*>{value}", glance), method
-    assert "the finding holds: unstructured sipp 80.0%, wt 80.0% vs structured ft 50.0%, pfp 35.0%" in html
+    assert "Verdict at 95% confidence: holds: unstructured sipp 80.0%, wt 80.0% vs structured ft 50.0%, pfp 35.0%" in html
+    # intervals, per-ratio verdicts and resolution are shown
+    dec = html[html.index('id="decisions"'):html.index('id="prune-potential"')]
+    assert re.search(r"<td[^>]*>80\.0 \[80\.0, 80\.0\] \(\d+/\d+/\d+\)</td>", dec) and "resolution [pp]" in dec
     assert 'class="finding"' in html
     assert "name: synthetic" in html and "delta = 0.5%" in html
     assert "12.50x" not in html and "5.00x" in html  # compression vs the parent's 61706 params at ratio 0.8
@@ -104,28 +111,35 @@ def test_html_has_every_section_and_the_computed_numbers(report):
 
 def test_summary_markdown_and_terminal_table(report):
     md = report["summary"]
-    assert md.startswith("# prunebench report") and "**Reference finding" in md
+    assert md.startswith("# prunebench report") and "**Finding (structured)" in md
     assert "| wt | unstructured | 80.0 ± 0.0 |" in md
     assert "data:image" not in md and "```yaml" in md
     table = (report["dir"] / TABLE_NAME).read_text()
     assert table.splitlines()[1].split() == ["distribution", "ft", "pfp", "sipp", "wt"]
     nominal = next(line for line in table.splitlines() if line.startswith("nominal"))
-    assert nominal.split()[1:] == ["50.0", "±", "0.0", "35.0", "±", "0.0", "80.0", "±", "0.0", "80.0", "±", "0.0"]
+    assert nominal.split()[1:] == ["50.0", "[50.0,", "50.0]", "35.0", "[35.0,", "35.0]", "80.0", "[80.0,", "80.0]",
+                                   "80.0", "[80.0,", "80.0]"]  # point [95% interval]: exact by construction
 
 
 def test_finding_that_does_not_hold_is_reported_as_such(tmp_path):
     flipped = {"wt": 0.35, "sipp": 0.5, "ft": 0.8, "pfp": 0.8}
-    html_path, md_path = render_report(make_rows(1, flipped, full=False), tmp_path, n_boot=50)
+    rows = make_rows(1, flipped, full=False)
+    html_path, md_path = render_report(rows, tmp_path, n_boot=50, outcomes=nested_outcomes(rows))
     html = html_path.read_text()
-    assert 'class="finding fails"' in html and "the finding does not hold" in html
+    assert 'class="finding fails"' in html and "confidence: does not hold" in html
     assert "One repetition only" in html  # a single repetition is said to have no spread
-    assert "**Reference finding" in md_path.read_text()
+    assert "**Finding (structured)" in md_path.read_text()
 
 
 def test_finding_without_structured_methods_is_open(tmp_path):
     rows = [r for r in make_rows(1, full=False) if r["method"] in ("parent", "wt")]
-    html = render_report(rows, tmp_path, n_boot=50)[0].read_text()
-    assert 'class="finding open"' in html and "cannot be checked here" in html
+    html = render_report(rows, tmp_path, n_boot=50, outcomes=nested_outcomes(rows))[0].read_text()
+    assert 'class="finding open"' in html and "confidence: not checked: the run has no structured method" in html
+
+
+def test_report_of_a_run_without_outcomes_says_intervals_are_unavailable(tmp_path):
+    html = render_report(make_rows(), tmp_path, n_boot=50)[0].read_text()
+    assert "intervals and verdicts unavailable" in html and "confidence: not checked" in html
 
 
 def test_not_a_run_dir(tmp_path, capsys):
@@ -181,8 +195,9 @@ def test_report_command_on_a_real_smoke_run(smoke_run, capsys):
         assert f"| {method} | {'structured' if method == 'ft' else 'unstructured'} | {100 * value:.1f} |" in md
     assert 'id="ev-calibration"' in html and "name: smoke" in html and "calibration/ece" not in md
     assert all(s.startswith("data:image/png;base64,") for s in re.findall(r'\bsrc="([^"]*)"', html))
-    verdict = "holds" if pp["wt"] > pp["ft"] else "does not hold"
-    assert f"the finding {verdict}" in html  # computed from the run, whichever way it comes out
+    # a verdict computed from the run, whichever way it comes out (500 test images, one repetition)
+    assert re.search(r"Verdict at 95% confidence: (holds|does not hold|inconclusive|not checked)", html)
+    assert 'id="decisions"' in html and "resolution [pp]" in html
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium chromium-driver)")

@@ -73,9 +73,10 @@ def pgd_broken(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: to
 
 @EVALUATORS.register("adversarial", needs_parent=False)
 def adversarial(model: nn.Module, ctx: EvalContext, n: int = 1000, eps: Any = None, alpha_ratio: float = 0.25,
-                steps: int = 10, restarts: int = 1, attacks: Any = ("fgsm", "pgd"), **options: Any) -> dict[str, float]:
+                steps: int = 10, restarts: int = 1, attacks: Any = ("fgsm", "pgd"), **options: Any) -> dict[str, Any]:
     """Robust accuracy per attack and eps: ``acc/fgsm-<eps>``, ``acc/pgd-<eps>`` (key ``num_key(eps)``,
-    e.g. ``0.03`` or ``0.03137`` for 8/255), plus ``clean_acc`` on the same images.
+    e.g. ``0.03`` or ``0.03137`` for 8/255), plus ``clean_acc`` on the same images; per-example
+    robustness as ``correct/<attack>-<eps>``.
 
     Options: ``n`` (first test images, default 1000), ``eps`` (list in [0, 1]; default by channel
     count, see module docstring), ``alpha_ratio`` (PGD step = alpha_ratio * eps, default 1/4),
@@ -95,7 +96,7 @@ def adversarial(model: nn.Module, ctx: EvalContext, n: int = 1000, eps: Any = No
     gen = generator(ctx)
     f = lambda x: model(ctx.data.normalize(x))  # noqa: E731  (the attacked function on [0, 1] images)
     bs = ctx.batch_size
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
     with eval_mode(model):
         with torch.no_grad():
             clean_ok = torch.cat([f(x01[i : i + bs]).argmax(1) == y[i : i + bs] for i in range(0, len(x01), bs)])
@@ -112,4 +113,5 @@ def adversarial(model: nn.Module, ctx: EvalContext, n: int = 1000, eps: Any = No
                         broken.append(pgd_broken(f, xb, yb, e, alpha_ratio * e, steps, gen, restarts))
                 robust &= ~torch.cat(broken)
                 out[f"acc/{attack}-{num_key(e)}"] = robust.double().mean().item()
+                out[f"correct/{attack}-{num_key(e)}"] = robust.clone()
     return out

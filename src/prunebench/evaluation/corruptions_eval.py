@@ -13,7 +13,7 @@ from typing import Any, Iterable
 from torch import nn
 
 from prunebench.errors import UserError
-from prunebench.evaluation.base import EVALUATORS, EvalContext, accuracy, predict_logits
+from prunebench.evaluation.base import EVALUATORS, EvalContext, predict_logits
 from prunebench.evaluation.corruptions import (
     CORRUPTIONS, SEVERITIES, benchmark_names, corrupted_split, heldout_names, ordered_names,
 )  # fmt: skip
@@ -51,7 +51,7 @@ def resolve_severities(spec: int | Iterable[int] | None) -> list[int]:
 
 @EVALUATORS.register("corruptions", needs_parent=False)
 def corruptions(model: nn.Module, ctx: EvalContext, corruptions: Any = None, severities: Any = None,
-                seed: int = 0) -> dict[str, float]:
+                seed: int = 0) -> dict[str, Any]:
     """Accuracy on each corrupted copy of the test split; see the module docstring for the keys."""
     names = resolve_corruptions(corruptions)
     sevs = resolve_severities(severities)
@@ -59,13 +59,16 @@ def corruptions(model: nn.Module, ctx: EvalContext, corruptions: Any = None, sev
     key = split_key(split.x, ctx.data.info.name)
     metrics: dict[str, float] = {}
     per_corruption: dict[str, float] = {}
+    outcomes: dict[str, Any] = {}  # per-example correctness per (corruption, severity)
     for name in names:
         accs = []
         for s in sevs:
             x8 = corrupted_split(split.x, name, s, seed, ctx.cache_dir, key=key, device=ctx.device)
             logits = predict_logits(model, x8.float().div_(255), ctx.data, ctx.device, ctx.batch_size)
-            acc = accuracy(logits, split.y)
+            correct = logits.argmax(1) == split.y.to(logits.device)
+            acc = correct.float().mean().item()
             metrics[f"acc/{name}-{s}"] = acc
+            outcomes[f"correct/{name}-{s}"] = correct
             accs.append(acc)
         per_corruption[name] = sum(accs) / len(accs)
         metrics[f"acc/{name}"] = per_corruption[name]
@@ -75,4 +78,4 @@ def corruptions(model: nn.Module, ctx: EvalContext, corruptions: Any = None, sev
         metrics["mean_acc"] = sum(bench) / len(bench)
     if held:
         metrics["mean_acc_heldout"] = sum(held) / len(held)
-    return metrics
+    return {**metrics, **outcomes}

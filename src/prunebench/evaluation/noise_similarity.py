@@ -41,12 +41,14 @@ def _compare(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
 @EVALUATORS.register("noise-similarity", needs_parent=True)
 @torch.no_grad()
 def noise_similarity(model: nn.Module, ctx: EvalContext, n: int = 1000, draws: int = 100,
-                     eps: Any = DEFAULT_EPS, batch_rows: int | None = None, **options: Any) -> dict[str, float]:
+                     eps: Any = DEFAULT_EPS, batch_rows: int | None = None, **options: Any) -> dict[str, Any]:
     """Agreement with the parent under input noise, per eps (keys use ``num_key(eps)``, e.g. ``0.05``).
 
     Metrics per eps: ``match/<eps>`` (fraction of (image, draw) pairs with the parent's argmax),
     ``softmax_l2/<eps>``, ``logit_l2/<eps>`` (mean L2 norm of the difference to the parent),
-    ``acc/noise-<eps>`` (the model's accuracy under that noise), ``parent_acc/<eps>``; with
+    ``acc/noise-<eps>`` (the model's accuracy under that noise, per (image, draw) in
+    ``correct/noise-<eps>`` as an (n, draws) array; (n, 1) at eps 0; agreement with the parent per
+    (image, draw) in ``agree/noise-<eps>``, the baseline's in ``baseline_agree/noise-<eps>``), ``parent_acc/<eps>``; with
     ``ctx.baseline``: ``baseline_match/<eps>``, ``baseline_softmax_l2/<eps>``, ``baseline_logit_l2/<eps>``
     (baseline vs. the same parent) and ``baseline_acc/<eps>``.
     Options: ``n`` images (default 1000, the first of the test split), ``draws`` per image (default
@@ -66,12 +68,13 @@ def noise_similarity(model: nn.Module, ctx: EvalContext, n: int = 1000, draws: i
         batch_rows = min(ctx.batch_size, 500) if dev.type == "cpu" else ctx.batch_size
     rows = max(positive_int(batch_rows, "batch_rows"), draws)
     gen = generator(ctx)
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
     with eval_mode(model, parent, baseline):
         for e in eps_grid:
             k = 1 if e == 0.0 else draws
             per_chunk = max(1, rows // k)
             sums = torch.zeros(9, device=dev, dtype=torch.float64)
+            correct, agree, base_agree = [], [], []  # per (image, draw), image-major like the rows
             for i in range(0, len(x01), per_chunk):
                 xb = ctx.data.normalize(x01[i : i + per_chunk]).repeat_interleave(k, 0)
                 yb = y[i : i + per_chunk].repeat_interleave(k, 0)
@@ -79,15 +82,22 @@ def noise_similarity(model: nn.Module, ctx: EvalContext, n: int = 1000, draws: i
                     xb += torch.empty_like(xb).uniform_(-e, e, generator=gen)
                 lm, lp = model(xb).float(), parent(xb).float()
                 m, sm, lg = _compare(lm, lp)
-                stats = [m, sm, lg, (lm.argmax(1) == yb).sum(), (lp.argmax(1) == yb).sum()]
+                correct.append(lm.argmax(1) == yb)
+                agree.append(lm.argmax(1) == lp.argmax(1))
+                stats = [m, sm, lg, correct[-1].sum(), (lp.argmax(1) == yb).sum()]
                 if baseline is not None:
                     lb = baseline(xb).float()
+                    base_agree.append(lb.argmax(1) == lp.argmax(1))
                     stats += [*_compare(lb, lp), (lb.argmax(1) == yb).sum()]
                 sums[: len(stats)] += torch.stack([s.double() for s in stats])
             means = (sums / (len(x01) * k)).tolist()
             key = num_key(e)
             out[f"match/{key}"], out[f"softmax_l2/{key}"], out[f"logit_l2/{key}"] = means[0:3]
             out[f"acc/noise-{key}"], out[f"parent_acc/{key}"] = means[3:5]
+            out[f"correct/noise-{key}"] = torch.cat(correct).reshape(len(x01), k)
+            out[f"agree/noise-{key}"] = torch.cat(agree).reshape(len(x01), k)
+            if baseline is not None:
+                out[f"baseline_agree/noise-{key}"] = torch.cat(base_agree).reshape(len(x01), k)
             if baseline is not None:
                 out[f"baseline_match/{key}"], out[f"baseline_softmax_l2/{key}"] = means[5:7]
                 out[f"baseline_logit_l2/{key}"], out[f"baseline_acc/{key}"] = means[7:9]

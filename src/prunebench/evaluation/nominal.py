@@ -12,8 +12,9 @@ from prunebench.evaluation.base import EVALUATORS, EvalContext, predict_logits
 
 
 @EVALUATORS.register("nominal", needs_parent=False)
-def nominal(model: nn.Module, ctx: EvalContext, **options: Any) -> dict[str, float]:
-    """Metrics: ``acc/nominal`` (top-1 accuracy on the test split) and ``loss`` (mean cross-entropy).
+def nominal(model: nn.Module, ctx: EvalContext, **options: Any) -> dict[str, Any]:
+    """Metrics: ``acc/nominal`` (top-1 accuracy on the test split) and ``loss`` (mean cross-entropy);
+    per-example correctness as ``correct/nominal``.
 
     Uses the whole test split (or its first ``ctx.max_samples`` images); no options.
     """
@@ -22,7 +23,6 @@ def nominal(model: nn.Module, ctx: EvalContext, **options: Any) -> dict[str, flo
     x01, y = test_images(ctx, None)
     with eval_mode(model):
         logits = predict_logits(model, x01, ctx.data, device_of(ctx), ctx.batch_size)
-    return {
-        "acc/nominal": (logits.argmax(1) == y).float().mean().item(),
-        "loss": F.cross_entropy(logits, y).item(),
-    }
+    correct = logits.argmax(1) == y
+    return {"acc/nominal": correct.float().mean().item(), "loss": F.cross_entropy(logits, y).item(),
+            "correct/nominal": correct}

@@ -1,16 +1,39 @@
-"""Run a list of evaluators on one model and namespace their metrics as ``"<evaluator>/<key>"``."""
+"""Run a list of evaluators on one model and namespace their metrics as ``"<evaluator>/<key>"``.
+
+Evaluators return floats, and per-example outcomes as boolean tensors: ``"correct/<distribution>"``
+for every accuracy-type distribution, ``"agree/<distribution>"`` / ``"baseline_agree/<distribution>"``
+where an evaluator compares predictions with the parent (see :mod:`prunebench.analysis.outcomes`).
+:func:`evaluate_suite` separates the two, :func:`run_suite` keeps the metrics only.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import numpy as np
+import torch
 from torch import nn
 
 from prunebench.evaluation.base import EVALUATORS, EvalContext
 
 
+@dataclass
+class SuiteResult:
+    """Flat metrics ``"<evaluator>/<key>" -> float`` and per-example outcomes ``"correct/<dist>" -> bool array``."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    outcomes: dict[str, np.ndarray] = field(default_factory=dict)
+
+
 def run_suite(model: nn.Module, ctx: EvalContext, names: Sequence[str],
               options: dict[str, dict[str, Any]] | None = None) -> dict[str, float]:
     """Evaluate ``model`` with each named evaluator (options per evaluator name); flat merged metrics."""
+    return evaluate_suite(model, ctx, names, options).metrics
+
+
+def evaluate_suite(model: nn.Module, ctx: EvalContext, names: Sequence[str],
+                   options: dict[str, dict[str, Any]] | None = None) -> SuiteResult:
+    """Like :func:`run_suite`, also returning the per-example outcomes of every accuracy-type distribution."""
     import prunebench.evaluation  # noqa: F401  (registers every evaluator)
 
     fns = {name: EVALUATORS.get(name) for name in names}  # fail on a bad name before any work
@@ -18,8 +41,11 @@ def run_suite(model: nn.Module, ctx: EvalContext, names: Sequence[str],
         if EVALUATORS.meta(name).get("needs_parent"):
             ctx.require_parent(name)
     model.eval()
-    metrics: dict[str, float] = {}
+    res = SuiteResult()
     for name, fn in fns.items():
         for key, value in fn(model, ctx, **(options or {}).get(name, {})).items():
-            metrics[f"{name}/{key}"] = float(value)
-    return metrics
+            if isinstance(value, torch.Tensor) and value.dtype == torch.bool:
+                res.outcomes[key] = value.detach().cpu().numpy()
+            else:
+                res.metrics[f"{name}/{key}"] = float(value)
+    return res

@@ -14,7 +14,7 @@ import yaml
 
 from prunebench.atomic import write_atomic
 from prunebench.errors import UserError
-from prunebench.study.analysis import DEFAULT_DELTA, analyze
+from prunebench.analysis import DEFAULT_DELTA, analyze
 
 RESULTS_FILE, CONFIG_FILE = "results.sqlite", "config.yaml"
 HTML_NAME, MD_NAME, TABLE_NAME = "report.html", "summary.md", "prune_potential.txt"
@@ -33,7 +33,9 @@ def _delta_from(config: Mapping[str, Any] | None) -> float:
 
 
 def render_report(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, *, config_text: str | None = None,
-                  delta: float | None = None, n_boot: int = 1000, seed: int = 0, title: str | None = None) -> tuple[Path, Path]:
+                  delta: float | None = None, n_boot: int = 1000, seed: int = 0, title: str | None = None,
+                  outcomes: Mapping[str, Any] | None = None, num_classes: int | None = None,
+                  confidence: float = 0.95) -> tuple[Path, Path]:
     """Analyse ``rows`` and write ``report.html`` + ``summary.md`` into ``out_dir``; returns both paths.
 
     Also writes ``prune_potential.txt``, the plain-text prune-potential table (``prunebench report`` prints it).
@@ -50,31 +52,46 @@ def render_report(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, *, con
         config = None
     config = config if isinstance(config, Mapping) else None
     delta = _delta_from(config) if delta is None else float(delta)
-    an = analyze(list(rows), delta, n_boot=n_boot, seed=seed)
+    an = analyze(list(rows), outcomes, delta, level=confidence, n_boot=n_boot, seed=seed, num_classes=num_classes)
     doc = build_document(list(rows), an, title or str(out), config, config_text)
-    subtitle = f"generated {time.strftime('%Y-%m-%d %H:%M')} | delta = {100 * delta:g}% | {len(rows)} model rows"
+    subtitle = (f"generated {time.strftime('%Y-%m-%d %H:%M')} | delta = {100 * delta:g}% | confidence "
+                f"{100 * an.level:g}% | {len(rows)} model rows")
     html_path, md_path = out / HTML_NAME, out / MD_NAME
     _write(html_path, render_html(doc, subtitle))
     _write(md_path, render_markdown(doc, subtitle))
-    _write(out / TABLE_NAME, an["table"] + "\n")
+    _write(out / TABLE_NAME, an.table + "\n")
     return html_path, md_path
 
 
-def write_report(run_dir: str | Path, *, delta: float | None = None, n_boot: int = 1000, seed: int = 0) -> tuple[Path, Path]:
+def write_report(run_dir: str | Path, *, delta: float | None = None, n_boot: int = 1000, seed: int = 0,
+                 confidence: float = 0.95) -> tuple[Path, Path]:
     """Write ``<run_dir>/report.html`` (self-contained) and ``<run_dir>/summary.md`` from the run's results."""
     run = Path(run_dir)
     if not run.is_dir() or not (run / RESULTS_FILE).is_file():
         raise UserError(f"{run} is not a prunebench run directory (no {RESULTS_FILE}); pass the folder `prunebench run` wrote")
-    from prunebench.study.results import load_results
+    from prunebench.study.results import load_outcomes, load_results
 
     rows = load_results(run)
+    outcomes = load_outcomes(run)
     if hasattr(rows, "to_dict"):  # a DataFrame when pandas is around
         rows = rows.to_dict("records")
     if not rows:
         raise UserError(f"{run} holds no finished model results yet; run the study first (prunebench run)")
     cfg = run / CONFIG_FILE
     config_text = cfg.read_text(encoding="utf-8") if cfg.is_file() else None
-    return render_report(rows, run, config_text=config_text, delta=delta, n_boot=n_boot, seed=seed, title=str(run))
+    return render_report(rows, run, config_text=config_text, delta=delta, n_boot=n_boot, seed=seed, title=str(run),
+                         outcomes=outcomes, num_classes=_num_classes(run), confidence=confidence)
+
+
+def _num_classes(run: Path) -> int | None:
+    """The models' class count from the run's plan (chance level for the uninformative flag)."""
+    import json
+
+    try:
+        cells = json.loads((run / "plan.json").read_text(encoding="utf-8"))["cells"]
+        return int(cells[0]["run"]["model"]["kwargs"]["num_classes"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
 
 
 __all__ = ["TABLE_NAME", "render_report", "write_report"]

@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from prunebench.report import plots as P
-from prunebench.study import analysis as A
+from prunebench import analysis as A
 
 Row = Mapping[str, Any]
 FIXED = {"model_key", "kind", "method", "rep", "cycle", "target_ratio", "prune_ratio", "params_total",
@@ -34,6 +34,7 @@ class Table:
     caption: str = ""
     shade: dict[tuple[int, int], float] = field(default_factory=dict)  # (row, col) -> 0..1 cell shading (HTML)
     collapsed: bool = False  # long tables go into a <details> element
+    muted: set[int] = field(default_factory=set)  # rows shown greyed out (HTML class "flagged"), e.g. flagged distributions
 
 
 @dataclass

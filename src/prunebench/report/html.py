@@ -24,6 +24,7 @@ p.finding { background: #eef6ee; border-left: 5px solid #2e7d32; padding: 10px 1
 p.finding.fails { background: #fdeeee; border-left-color: #c62828; }
 p.finding.open { background: #fff7e0; border-left-color: #e0a000; }
 p.note { color: var(--muted); font-size: 13px; }
+tr.flagged td { color: #9aa0aa; background: #f3f3f3 !important; font-style: italic; }
 figure { margin: 14px 0 18px; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; }
 figcaption, .caption { color: var(--muted); font-size: 13px; margin-top: 4px; }
@@ -53,7 +54,7 @@ def _table(t: Table) -> str:
             style = f' style="{_shade(t.shade[(i, j)])}"' if (i, j) in t.shade else ""
             text = "" if _NUMERIC.match(c) else ' class="t"'  # words left-aligned, numbers right-aligned
             cells.append(f"<td{style}{text}>{escape(c)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
+        body.append(('<tr class="flagged">' if i in t.muted else "<tr>") + "".join(cells) + "</tr>")
     html = f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
     cap = f'<div class="caption">{escape(t.caption)}</div>' if t.caption else ""
     if t.collapsed:

@@ -7,11 +7,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from prunebench.report import plots as P
+from prunebench.report.decisions import decisions_section, finding_blocks
 from prunebench.report.content import (
     Code, Document, Image, Section, Table, Text, acc_panels, baseline_level, cost_rows, cost_summary, curve, getter,
     level, mean_getter, metric_keys, pct, pp_param_panels, pp_table, signed,
 )
-from prunebench.study import analysis as A
+from prunebench import analysis as A
 
 Row = Mapping[str, Any]
 
@@ -41,7 +42,7 @@ CURATED = {  # which non-accuracy metrics get a panel (prefix match); others: ev
 MAX_METRIC_PANELS = 12
 
 
-def overview(rows: Sequence[Row], an: Mapping, run_dir: str, config: Mapping | None) -> Section:
+def overview(rows: Sequence[Row], an: A.Analysis, run_dir: str, config: Mapping | None) -> Section:
     parents = [r for r in rows if r.get("kind") == "parent"]
     pruned = [r for r in rows if r.get("kind") == "pruned"]
     reps = sorted({str(r.get("rep")) for r in rows})
@@ -50,44 +51,42 @@ def overview(rows: Sequence[Row], an: Mapping, run_dir: str, config: Mapping | N
     what = ", ".join(f"{k} {v}" for k, v in named.items() if isinstance(v, (str, int, float)))
     blocks: list[Any] = [Text(
         f"Run {run_dir}: {len(parents)} parent and {len(pruned)} pruned model(s), {len(reps)} repetition(s), "
-        f"methods {', '.join(an['methods']) or 'none'}, {len(an['distributions'])} test distribution(s)"
-        + (f"; {what}" if what else "") + f". Prune-potential tolerance delta = {pct(an['delta'])}%.")]
-    f = an["finding"]
-    style = {True: "finding", False: "finding fails", None: "finding open"}[f["holds"]]
-    blocks.append(Text(f"Reference finding: {f['claim']}. Computed from this run, the finding {f['text']}.", style))
-    if an["methods"]:
+        f"methods {', '.join(an.methods) or 'none'}, {len(an.distributions)} test distribution(s)"
+        + (f"; {what}" if what else "") + f". Prune-potential tolerance delta = {pct(an.delta)}%.")]
+    blocks.extend(finding_blocks(an))
+    if an.methods:
         blocks.append(glance_table(an))
     if len(reps) < 2:
         blocks.append(Text("One repetition only: no spread over repetitions, intervals collapse to the value.", "note"))
     return Section("overview", "Overview", blocks)
 
 
-def glance_table(an: Mapping) -> Table:
+def glance_table(an: A.Analysis) -> Table:
     """One line per method: kind, nominal PP, each group's mean / min PP, excess-error slope."""
-    stats = {(s["method"], s["distribution"]): s for s in an["summary"]}
-    aggs = list(dict.fromkeys(s["distribution"] for s in an["summary"] if s["aggregate"] == "mean"))
-    cols = [A.NOMINAL] * (A.NOMINAL in an["distributions"]) + aggs
+    stats = {(s["method"], s["distribution"]): s for s in an.summary}
+    aggs = list(dict.fromkeys(s["distribution"] for s in an.summary if s["aggregate"] == "mean"))
+    cols = [A.NOMINAL] * (A.NOMINAL in an.distributions) + aggs
     kind = {True: "structured", False: "unstructured", None: "?"}
     body, shade = [], {}
-    for i, m in enumerate(an["methods"]):
+    for i, m in enumerate(an.methods):
         line = [m, kind[A.is_structured(m)]]
         for j, c in enumerate(cols):
             s = stats.get((m, c))
             line.append(A.cell_text(s) if s else "-")
             if s:
                 shade[(i, j + 2)] = s["mean"]
-        slope = an["excess_slopes"].get(m)
-        body.append(line + ([signed(100 * slope)] if an["excess_slopes"] else []))
-    header = ["method", "type", *cols] + (["excess-error slope"] if an["excess_slopes"] else [])
+        slope = an.excess_slopes.get(m)
+        body.append(line + ([signed(100 * slope)] if an.excess_slopes else []))
+    header = ["method", "type", *cols] + (["excess-error slope"] if an.excess_slopes else [])
     caption = ("At a glance: prune potential [%] (mean ± std over repetitions) on the nominal test set"
                + (" and averaged over each evaluator's distributions (min and per distribution below)" if aggs else "")
-               + ("; excess-error slope in percentage points per unit prune ratio" if an["excess_slopes"] else ""))
+               + ("; excess-error slope in percentage points per unit prune ratio" if an.excess_slopes else ""))
     return Table(header, body, caption, shade)
 
 
-def prune_potential_section(an: Mapping, colors: Mapping[str, str]) -> Section:
-    summ, meths = an["summary"], an["methods"]
-    dists = [d for d in an["distributions"] if len(an["summaries"].get(d, ())) != 1]  # no single-member summaries
+def prune_potential_section(an: A.Analysis, colors: Mapping[str, str]) -> Section:
+    summ, meths = an.summary, an.methods
+    dists = [d for d in an.distributions if len(an.summaries.get(d, ())) != 1]  # no single-member summaries
     aggs = [s["distribution"] for s in summ if s["aggregate"] is not None]
     aggs = list(dict.fromkeys(aggs))
     names = dists if len(dists) <= 12 else [A.NOMINAL] * (A.NOMINAL in dists) + aggs
@@ -108,9 +107,9 @@ def prune_potential_section(an: Mapping, colors: Mapping[str, str]) -> Section:
     return Section("prune-potential", "Prune potential", blocks)
 
 
-def accuracy_section(rows: Sequence[Row], an: Mapping, colors: Mapping[str, str]) -> Section:
+def accuracy_section(rows: Sequence[Row], an: A.Analysis, colors: Mapping[str, str]) -> Section:
     keys = A.accuracy_keys(rows)
-    meths, delta = an["methods"], an["delta"]
+    meths, delta = an.methods, an.delta
     blocks: list[Any] = []
     if A.NOMINAL in keys:
         fn = getter(keys[A.NOMINAL])
@@ -118,7 +117,7 @@ def accuracy_section(rows: Sequence[Row], an: Mapping, colors: Mapping[str, str]
         blocks.append(Image(P.curve_grid([panel], colors, ylabel="accuracy [%]", percent_y=True, size=(7.0, 3.8)),
                             "Nominal test accuracy vs achieved prune ratio (mean over repetitions, ±std shaded); "
                             "dashed: parent, grey band: parent ± delta."))
-    groups = {g: ds for g, ds in an["groups"].items() if g != A.NOMINAL}
+    groups = {g: ds for g, ds in an.groups.items() if g != A.NOMINAL}
     if groups:
         panels = [P.Panel(f"{g} (mean of {len(ds)})", {m: curve(rows, m, mean_getter([keys[d] for d in ds])) for m in meths},
                           parent=level(rows, mean_getter([keys[d] for d in ds])), band=delta) for g, ds in groups.items()]
@@ -128,8 +127,8 @@ def accuracy_section(rows: Sequence[Row], an: Mapping, colors: Mapping[str, str]
     return Section("accuracy", "Accuracy vs prune ratio", blocks)
 
 
-def excess_section(an: Mapping, colors: Mapping[str, str]) -> Section:
-    recs, slopes, shifted = an["excess_error"], an["excess_slopes"], an["shifted"]
+def excess_section(an: A.Analysis, colors: Mapping[str, str]) -> Section:
+    recs, slopes, shifted = an.excess_error, an.excess_slopes, an.shifted
     if not recs:
         return Section("excess-error", "Excess error", [Text(
             "Needs the nominal accuracy and at least one shifted distribution for the parent and pruned models.", "note")])
@@ -171,22 +170,22 @@ def _metric_choice(ev: str, keys: Sequence[str]) -> list[str]:
     return own[:MAX_METRIC_PANELS]
 
 
-def evaluator_section(ev: str, rows: Sequence[Row], an: Mapping, keys: Sequence[str], colors: Mapping[str, str]) -> Section:
-    meths, delta = an["methods"], an["delta"]
-    dists = an["groups"].get(ev, [])
+def evaluator_section(ev: str, rows: Sequence[Row], an: A.Analysis, keys: Sequence[str], colors: Mapping[str, str]) -> Section:
+    meths, delta = an.methods, an.delta
+    dists = an.groups.get(ev, [])
     blocks: list[Any] = [Text(DESCRIPTIONS.get(ev, f"Metrics of evaluator {ev!r}."))]
     if dists:
         panels, note = acc_panels(rows, dists, A.accuracy_keys(rows), meths, delta)
         blocks.append(Image(P.curve_grid(panels, colors, ylabel="accuracy [%]", percent_y=True),
                             f"Accuracy vs prune ratio per distribution; grey band: parent ± delta{note}."))
-        pp_panels = pp_param_panels(an["summary"], dists, meths)
+        pp_panels = pp_param_panels(an.summary, dists, meths)
         if pp_panels:
             xlabel = "severity" if ev == A.CORRUPTIONS else "eps" if ev in ("noise-similarity", "adversarial") else "level"
             blocks.append(Image(P.param_lines(pp_panels, colors, xlabel),
                                 f"Prune potential vs {xlabel} (mean over repetitions, whiskers: std)."))
-        aggs = [s["distribution"] for s in an["summary"] if s["group"] == ev and s["aggregate"]]
-        own = [s["distribution"] for s in an["summary"] if s["group"] == ev and not s["aggregate"] and s["leaves"] != 1]
-        blocks.append(pp_table(an["summary"], list(dict.fromkeys(aggs + own)), meths,
+        aggs = [s["distribution"] for s in an.summary if s["group"] == ev and s["aggregate"]]
+        own = [s["distribution"] for s in an.summary if s["group"] == ev and not s["aggregate"] and s["leaves"] != 1]
+        blocks.append(pp_table(an.summary, list(dict.fromkeys(aggs + own)), meths,
                                f"Prune potential [%] on the {ev} distributions"))
     if ev == "noise-similarity" and any("/match/" in k for k in keys):
         blocks.append(Image(P.ratio_family(_noise_panels(rows, ev, "match", meths), "eps", "matching labels"),
@@ -217,9 +216,9 @@ def config_section(config_text: str | None) -> Section:
     return Section("config", "Configuration", [Code(config_text, "config.yaml (the resolved study configuration)")])
 
 
-def build_document(rows: Sequence[Row], an: Mapping, run_dir: str, config: Mapping | None, config_text: str | None) -> Document:
-    colors = P.method_colors(an["methods"])
-    sections = [overview(rows, an, run_dir, config), prune_potential_section(an, colors),
+def build_document(rows: Sequence[Row], an: A.Analysis, run_dir: str, config: Mapping | None, config_text: str | None) -> Document:
+    colors = P.method_colors(an.methods)
+    sections = [overview(rows, an, run_dir, config), decisions_section(an), prune_potential_section(an, colors),
                 accuracy_section(rows, an, colors), excess_section(an, colors),
                 Section("cost", "Model size and cost", [cost_summary(rows), cost_rows(rows)])]
     for ev, keys in metric_keys(rows).items():

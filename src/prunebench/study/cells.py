@@ -128,8 +128,9 @@ def _prune(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict
 
 
 def _eval(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict[str, Any]:
+    from prunebench.analysis.outcomes import OUTCOMES_KEY, pack
     from prunebench.evaluation.base import EvalContext
-    from prunebench.evaluation.suite import run_suite
+    from prunebench.evaluation.suite import evaluate_suite
     from prunebench.store import load_checkpoint
 
     conf = c.config
@@ -140,7 +141,8 @@ def _eval(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict[
     ctx = EvalContext(data=data, device=device, parent=parent, baseline=baseline, seed=conf.get("seed", 0),
                       batch_size=c.run.get("batch_size", 1000), max_samples=conf.get("max_samples"))
     name = conf["evaluator"]
-    return run_suite(model, ctx, [name], {name: dict(conf.get("options") or {})})
+    res = evaluate_suite(model, ctx, [name], {name: dict(conf.get("options") or {})})
+    return {**res.metrics, OUTCOMES_KEY: {tag: pack(v) for tag, v in res.outcomes.items()}}
 
 
 from prunebench.study.plan import Cell  # noqa: E402  (type used in signatures; plan imports nothing from here)

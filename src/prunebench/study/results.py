@@ -61,6 +61,41 @@ def load_results(run_dir: str | Path, *, as_frame: bool = False) -> Any:
     return out
 
 
+def load_outcomes(run_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """Per-example outcomes of every result row: ``model_key -> {"correct/<distribution>" -> bool array}``.
+
+    Same filter as :func:`load_results` (current plan, eval of the model's current checkpoint). Models
+    evaluated before prunebench recorded outcomes simply have none (the analysis then marks their
+    intervals unavailable). Arrays follow :mod:`prunebench.analysis.outcomes`.
+    """
+    from prunebench.analysis.outcomes import OUTCOMES_KEY, unpack
+    from prunebench.store.results import ResultStore
+    from prunebench.study.runner import PLAN_FILE, RESULTS_FILE
+
+    run = Path(run_dir)
+    load_results(run)  # the same checks and errors
+    cells = json.loads((run / PLAN_FILE).read_text(encoding="utf-8"))["cells"]
+    with ResultStore(run / RESULTS_FILE) as store:
+        records = {r.key: r for r in store.records() if r.status == "done"}
+    sha = {c["key"]: records[c["key"]].metrics.get("sha256") for c in cells
+           if c["kind"] in ("train", "prune") and c["key"] in records}
+    out: dict[str, dict[str, Any]] = {}
+    for cell in cells:
+        rec = records.get(cell["key"])
+        if cell["kind"] != "eval" or rec is None:
+            continue
+        model = cell["config"]["model"]
+        if model not in sha or (rec.metrics.get("inputs") or {}).get(model) != sha[model]:
+            continue
+        for tag, packed in (rec.metrics.get(OUTCOMES_KEY) or {}).items():
+            try:
+                out.setdefault(model, {})[tag] = unpack(packed)
+            except (KeyError, TypeError, ValueError) as e:
+                raise UserError(f"the outcomes of eval cell {cell['key']} in {run} are damaged ({e}); delete "
+                                "that record or rerun into a new --out directory") from None
+    return out
+
+
 def _model_row(cell: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
     lab = cell["labels"]
     parent = cell["kind"] == "train"

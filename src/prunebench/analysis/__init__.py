@@ -1,0 +1,90 @@
+"""The study analysis (torch-free): prune potential, paired comparisons with intervals, verdicts, the gate.
+
+``analyze(rows, outcomes)`` serves the study summary, the report and ``prunebench check`` alike:
+
+* :mod:`~prunebench.analysis.rows`: which metrics are test distributions, parents, groups;
+* :mod:`~prunebench.analysis.potential`: the point estimates of Lost in Pruning (PP per repetition,
+  excess error, the terminal table);
+* :mod:`~prunebench.analysis.paired`: Delta = err(pruned) - err(parent) on shared examples, joint bootstrap;
+* :mod:`~prunebench.analysis.decisions`: per-ratio verdicts, PP intervals, resolution, uninformative flags;
+* :mod:`~prunebench.analysis.findings`: holds / does not hold / inconclusive for each reference finding;
+* :mod:`~prunebench.analysis.gate`: the deployment gate of ``prunebench check``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from prunebench.analysis.decisions import Decisions, decide
+from prunebench.analysis.findings import (
+    Finding, agreement_finding, shift_finding, slope_intervals, structured_finding,
+)  # fmt: skip
+from prunebench.analysis.paired import CONFIDENCE, N_BOOT, Interval, check_confidence
+from prunebench.analysis.potential import (
+    cell_text, default_shifted, excess_error, excess_error_slopes, fit_through_origin, is_baseline, is_structured,
+    prune_potential, prune_potential_table, summarize_prune_potential,
+)  # fmt: skip
+from prunebench.analysis.rows import (
+    CORRUPTIONS, DEFAULT_DELTA, NOMINAL, Row, accuracy_keys, distribution_groups, distributions, methods,
+    summary_distributions, value,
+)  # fmt: skip
+
+
+def method_kind(method: str) -> tuple[bool | None, bool]:
+    """(structured or None if unknown, is a random baseline), from the method registry."""
+    return is_structured(method), is_baseline(method)
+
+
+@dataclass
+class Analysis:
+    """What the report, the run summary and the gate need from a study's rows and outcomes."""
+
+    delta: float
+    level: float
+    distributions: list[str]
+    groups: dict[str, list[str]]
+    methods: list[str]
+    summaries: dict[str, list[str]]
+    prune_potential: list[dict[str, Any]]  # per (method, rep, distribution): the paper's point estimate
+    summary: list[dict[str, Any]]  # per (method, distribution): mean / std over repetitions
+    table: str
+    excess_error: list[dict[str, Any]]
+    excess_slopes: dict[str, float]
+    shifted: list[str]
+    decisions: Decisions
+    findings: list[Finding] = field(default_factory=list)
+    slope_intervals: dict[str, Interval] = field(default_factory=dict)
+
+    @property
+    def finding(self) -> Finding:
+        """The headline finding (structured vs unstructured)."""
+        return self.findings[0]
+
+
+def analyze(rows: Sequence[Row], outcomes: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+            delta: float = DEFAULT_DELTA, *, level: float = CONFIDENCE, n_boot: int = N_BOOT, seed: int = 0,
+            num_classes: int | None = None, kind: Callable[[str], tuple[bool | None, bool]] = method_kind) -> Analysis:
+    """Point estimates (as in the paper) plus paired decisions with intervals (when outcomes are given)."""
+    level = check_confidence(level)
+    pp = prune_potential(rows, delta)
+    summary = summarize_prune_potential(pp, n_boot=n_boot, seed=seed, level=level)
+    keys = accuracy_keys(rows)
+    ee: list[dict[str, Any]] = []
+    shifted: list[str] = []
+    if NOMINAL in keys and len(keys) > 1:
+        shifted = default_shifted(rows)
+        ee = excess_error(rows, NOMINAL, shifted)
+    dec = decide(rows, outcomes or {}, delta, level=level, n_boot=n_boot, seed=seed, num_classes=num_classes)
+    findings = [structured_finding(dec, kind), shift_finding(dec, shifted, kind),
+                agreement_finding(dec, rows, outcomes or {}, kind)]
+    return Analysis(delta, level, list(keys), distribution_groups(rows), methods(rows), summary_distributions(keys), pp,
+                    summary, prune_potential_table(rows, delta, summary, decisions=dec), ee, excess_error_slopes(ee),
+                    shifted, dec, findings, slope_intervals(dec, shifted) if dec.available else {})
+
+
+__all__ = ["Analysis", "CORRUPTIONS", "cell_text", "default_shifted", "distribution_groups", "distributions",
+           "excess_error", "excess_error_slopes", "fit_through_origin", "is_baseline", "is_structured",
+           "summarize_prune_potential", "summary_distributions", "Row", "DEFAULT_DELTA", "Decisions", "Finding", "Interval", "NOMINAL", "accuracy_keys",
+           "analyze", "check_confidence", "method_kind", "prune_potential", "prune_potential_table", "value"]
