@@ -1,12 +1,20 @@
 """``prunebench check``: a deployment gate. Is the pruned network as good as its parent on EVERY test
 distribution, not just the nominal test set?
 
-Both checkpoints are evaluated with the same evaluators (same images, same noise draws, same seed);
-for every distribution D' (each ``acc/<distribution>`` metric) the gate requires
+Both checkpoints are evaluated with the same evaluators (same images, same noise draws, same seed),
+and for every distribution D' the error increase Delta = err(pruned, D') - err(parent, D') is
+estimated *paired*, on the same examples, with a confidence interval (default 95%, a bootstrap over
+the test images; see prunebench.analysis.paired). Against Lost in Pruning's inequality
+err(pruned) <= err(parent) + delta, each distribution is confidently within, confidently beyond, or
+inconclusive (too few examples to tell). Exit status:
 
-    err(pruned, D') <= err(parent, D') + delta          (Lost in Pruning: prune potential, one ratio)
+    0  PASS          every gated distribution is confidently within delta
+    1  FAIL          at least one is confidently beyond delta (named)
+    3  INCONCLUSIVE  none beyond, but some cannot be decided: evaluate on more examples (drop --limit)
+    2  bad input
 
-and exits 0 if all pass, 1 if any fails (naming them), 2 for bad input.
+Distributions where the parent itself is near chance (e.g. a large-eps attack) are shown as
+uninformative and gate nothing.
 
 Default suite (cheap on a CPU; the nominal test set is always checked):
   * nominal: the whole test split (or --limit images);
@@ -22,9 +30,12 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prunebench.cli.common import add_device, data_for, resolve_device, split_list, write_json
+
+if TYPE_CHECKING:
+    from prunebench.analysis.gate import GateResult
 
 EXAMPLE = ("examples:\n  prunebench check pruned.safetensors --parent parent.safetensors\n"
            "  prunebench check pruned.safetensors --parent parent.safetensors --suite corruptions --delta 0.01\n"
@@ -33,7 +44,6 @@ DEFAULT_SUITE: dict[str, dict[str, Any]] = {
     "noise-similarity": {"n": 1000, "draws": 5, "eps": [0.1, 0.2, 0.3]},
     "adversarial": {"n": 1000, "attacks": ["fgsm"]},
 }
-TOL = 1e-12  # floating-point slack on the inequality (an exact tie passes)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,6 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root", help="folder holding the dataset")
     p.add_argument("--limit", type=int, help="evaluate on the first N test images only")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise draws / attack starts (default 0)")
+    p.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--out", help="also write the verdict as JSON here")
     add_device(p)
     p.set_defaults(run=run)
@@ -72,44 +84,39 @@ def _suite(text: str | None) -> tuple[list[str], dict[str, dict[str, Any]]]:
     return list(dict.fromkeys(["nominal", *names])), {}
 
 
-def compare(parent: dict[str, float], pruned: dict[str, float], delta: float) -> list[dict[str, Any]]:
-    """One verdict per distribution present in both metric sets: err(pruned) <= err(parent) + delta."""
-    out = []
-    for key, p_acc in parent.items():
-        parts = key.split("/", 2)
-        if len(parts) != 3 or parts[1] != "acc" or key not in pruned:
-            continue
-        q_acc = pruned[key]
-        margin = (1.0 - p_acc) + delta - (1.0 - q_acc)  # >= 0: within tolerance
-        ok = math.isfinite(margin) and margin >= -TOL
-        out.append({"distribution": parts[2], "evaluator": parts[0], "parent_acc": p_acc, "pruned_acc": q_acc,
-                    "margin": margin, "passed": ok})
-    return out
-
-
-def format_table(rows: list[dict[str, Any]], delta: float) -> str:
-    header = ["distribution", "parent acc [%]", "pruned acc [%]", "margin [pp]", "result"]
-    body = [[r["distribution"], f"{100 * r['parent_acc']:.2f}", f"{100 * r['pruned_acc']:.2f}", f"{round(100 * r['margin'], 2) + 0.0:+.2f}",
-             "PASS" if r["passed"] else "FAIL"] for r in rows]
+def format_table(result: GateResult) -> str:
+    """The gate's per-distribution table (percent / percentage points)."""
+    lv = f"{100 * result.level:g}%"
+    header = ["distribution", "examples", "parent acc [%]", "pruned acc [%]", "Delta [pp]", f"{lv} interval [pp]", "result"]
+    body = [[r.distribution, str(r.n_examples), f"{100 * r.parent_acc:.2f}", f"{100 * r.pruned_acc:.2f}",
+             f"{round(100 * r.delta.estimate, 2) + 0.0:+.2f}",
+             f"[{round(100 * r.delta.low, 2) + 0.0:+.2f}, {round(100 * r.delta.high, 2) + 0.0:+.2f}]", r.verdict]
+            for r in result.rows]
     widths = [max(len(x[i]) for x in [header, *body]) for i in range(len(header))]
 
     def fmt(r: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i in (0, 4) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+        return "  ".join(c.ljust(w) if i in (0, 6) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
 
-    note = f"margin = parent error + delta ({100 * delta:g} pp) - pruned error; FAIL when negative"
+    note = (f"Delta = pruned error - parent error, paired on the same examples; within: the whole interval <= delta "
+            f"({100 * result.delta:g} pp), beyond: the whole interval > delta")
     return "\n".join([fmt(header), "  ".join("-" * w for w in widths), *map(fmt, body), note])
 
 
 def run(args: argparse.Namespace) -> int:
+    from prunebench.analysis.gate import gate
+    from prunebench.analysis.paired import check_confidence
     from prunebench.errors import UserError
     from prunebench.evaluation.base import EvalContext
-    from prunebench.evaluation.suite import run_suite
+    from prunebench.evaluation.suite import SuiteResult, evaluate_suite
     from prunebench.store import load_checkpoint
 
     if not (math.isfinite(args.delta) and 0 <= args.delta < 1):
         raise UserError(f"--delta must be in [0, 1) (a tolerated error increase, e.g. 0.005), got {args.delta}")
     if args.limit is not None and args.limit <= 0:
         raise UserError(f"--limit must be a positive number of test images, got {args.limit}")
+    level = check_confidence(args.confidence)
+    if args.bootstrap < 100:
+        raise UserError(f"--bootstrap must be at least 100 resamples for a {100 * level:g}% interval, got {args.bootstrap}")
     names, options = _suite(args.suite)
     device = resolve_device(args.device)
     pruned, parent = load_checkpoint(args.pruned, device), load_checkpoint(args.parent, device)
@@ -125,29 +132,40 @@ def run(args: argparse.Namespace) -> int:
                         "compare a pruned model with its own parent")
     data = data_for(pruned.meta if ds_pruned else parent.meta, args.data, args.data_root)
 
-    def evaluate(model: Any) -> dict[str, float]:
+    def evaluate(model: Any) -> SuiteResult:
         ctx = EvalContext(data=data, device=device, parent=parent.model, seed=args.seed, max_samples=args.limit)
-        return run_suite(model, ctx, names, options)
+        return evaluate_suite(model, ctx, names, options)
 
     m_parent, m_pruned = evaluate(parent.model), evaluate(pruned.model)
-    rows = compare(m_parent, m_pruned, args.delta)
-    if not rows:
+    result = gate(m_parent.outcomes, m_pruned.outcomes, args.delta, level=level, n_boot=args.bootstrap, seed=args.seed,
+                  num_classes=data.info.num_classes)
+    if not result.rows:
         raise UserError(f"the suite {', '.join(names)} reported no accuracies to compare; include nominal or an "
                         "evaluator with acc/<distribution> metrics")
-    failed = [r["distribution"] for r in rows if not r["passed"]]
     n_test = min(len(data.test), args.limit) if args.limit else len(data.test)
     print(f"check {args.pruned} against parent {args.parent}: {data.info.name}, {n_test} test images, "
-          f"evaluators {', '.join(names)}, delta = {100 * args.delta:g}%")
-    print(format_table(rows, args.delta))
+          f"evaluators {', '.join(names)}, delta = {100 * args.delta:g}%, confidence {100 * level:g}%")
+    print(format_table(result))
+    failed, open_, unin = result.named("beyond"), result.named("inconclusive"), result.named("uninformative")
     if args.out:
-        write_json(args.out, {"pruned": str(args.pruned), "parent": str(args.parent), "delta": args.delta,
-                              "suite": names, "passed": not failed, "failed": failed, "distributions": rows,
-                              "metrics": {"parent": m_parent, "pruned": m_pruned}})
-    if failed:
-        print(f"FAIL: {len(failed)} of {len(rows)} distributions lose more than delta against the parent: {', '.join(failed)}")
-        return 1
-    print(f"PASS: all {len(rows)} distributions within delta of the parent")
-    return 0
+        write_json(args.out, {
+            "pruned": str(args.pruned), "parent": str(args.parent), "delta": args.delta, "confidence": level,
+            "suite": names, "status": result.status, "passed": result.status == "PASS", "failed": failed,
+            "inconclusive": open_, "uninformative": unin,
+            "distributions": [{"distribution": r.distribution, "examples": r.n_examples, "parent_acc": r.parent_acc,
+                               "pruned_acc": r.pruned_acc, "delta": r.delta.estimate, "low": r.delta.low,
+                               "high": r.delta.high, "verdict": r.verdict} for r in result.rows],
+            "metrics": {"parent": m_parent.metrics, "pruned": m_pruned.metrics}})
+    gated = len(result.rows) - len(unin)
+    skipped = f" ({len(unin)} uninformative, not gated: {', '.join(unin)})" if unin else ""
+    if result.status == "FAIL":
+        print(f"FAIL: {len(failed)} of {gated} distributions lose confidently more than delta: {', '.join(failed)}{skipped}")
+    elif result.status == "INCONCLUSIVE":
+        print(f"INCONCLUSIVE: {len(open_)} of {gated} distributions cannot be decided at {100 * level:g}% confidence: "
+              f"{', '.join(open_) or 'none gated'}{skipped}; evaluate on more examples (drop --limit, raise n)")
+    else:
+        print(f"PASS: all {gated} distributions confidently within delta of the parent{skipped}")
+    return result.exit_code
 
 
-__all__ = ["DEFAULT_SUITE", "compare", "format_table"]
+__all__ = ["DEFAULT_SUITE", "format_table"]
