@@ -49,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
         from prunebench.cli.run import print_failures
 
         print_failures(failures, sum(f.status == "failed" for f in failures), sum(f.status == "blocked" for f in failures))
-    if pending and not args.allow_incomplete:
-        print(f"prunebench: the study is incomplete ({pending} cell(s) not finished); exit 1 "
-              "(--allow-incomplete to exit 0)", file=sys.stderr)
+    if (pending or holder is not None) and not args.allow_incomplete:
+        why = "a run is in progress" if holder is not None and not pending else f"{pending} cell(s) not finished"
+        print(f"prunebench: the study is incomplete ({why}); exit 1 (--allow-incomplete to exit 0)", file=sys.stderr)
         return 1
     return 0
 

@@ -102,7 +102,13 @@ def load_npz(path: str | Path) -> tuple[DataInfo, dict[str, Split]]:
                                         "store it as a plain numeric array") from None
                     raise
             if "classes" in z.files:
-                names = z["classes"]
+                try:
+                    names = z["classes"]
+                except ValueError as e:
+                    if "pickle" not in str(e):
+                        raise
+                    raise UserError(f"{path}: classes must be a 1-D array of strings, got an object array (it "
+                                    "would need unpickling); store np.array(names, dtype=str)") from None
                 if names.dtype.kind != "U" or names.ndim != 1:
                     raise UserError(f"{path}: classes must be a 1-D array of strings, got {names.dtype} {names.shape}")
                 classes = tuple(str(c) for c in names)
