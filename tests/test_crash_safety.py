@@ -171,3 +171,77 @@ def test_killed_again_and_again_the_study_resumes_identically(reference, tmp_pat
     assert sorted(r.key for r in recs) == sorted(r.key for r in reference["records"])
     assert all(r.status == "done" for r in recs)
     assert not temps(run)
+
+
+# ---------------------------------------------------------------------- in-process: failures, env, extend
+@pytest.fixture
+def run_copy(smoke_run, tmp_path: Path) -> Path:
+    import shutil
+
+    dst = tmp_path / "run"
+    shutil.copytree(smoke_run[0], dst)
+    return dst
+
+
+def test_failed_and_blocked_cells_are_listed_and_report_exits_1(run_copy: Path, capsys) -> None:
+    from helpers import SMOKE
+
+    from prunebench.cli.main import main
+    from prunebench.study import run_study
+    from prunebench.study.rundir import cell_failures
+
+    summary = run_study({**SMOKE, "retrain": {"epochs": 1, "lr": 1e12}}, run_copy, progress=False)
+    failures = cell_failures(run_copy)
+    failed = [f for f in failures if f.status == "failed"]
+    blocked = [f for f in failures if f.status == "blocked"]
+    assert sorted(f.key for f in failed) == sorted(summary.failed) and len(failed) == len(SMOKE["methods"])
+    assert sorted(f.key for f in blocked) == sorted(summary.blocked) and blocked
+    assert all("TrainingDiverged" in f.error and "learning rate" in f.hint for f in failed)
+    assert all(f.error.startswith("input ") and f.to_json()["status"] == "blocked" for f in blocked)
+    capsys.readouterr()
+    assert main(["report", str(run_copy), "--bootstrap", "20"]) == 1
+    err = capsys.readouterr().err
+    assert "failed: prune wt 0.5" in err and "blocked:" in err and "incomplete" in err
+    assert main(["report", str(run_copy), "--bootstrap", "20", "--allow-incomplete"]) == 0
+
+
+def test_resume_under_another_numerical_env_names_the_cells_and_recomputes_on_request(run_copy: Path) -> None:
+    from helpers import SMOKE
+
+    from prunebench.study import run_study
+
+    with ResultStore(run_copy / "results.sqlite") as store:
+        rec = next(r for r in store.records("train"))
+        assert rec.metrics["env"]["threads"] >= 1 and rec.metrics["env"]["torch"] == torch_version()
+        store.put(rec.key, rec.kind, rec.config, {**rec.metrics, "env": {**rec.metrics["env"], "threads": 99}},
+                  seconds=rec.seconds)
+    summary = run_study(SMOKE, run_copy, progress=False)
+    assert summary.executed == [] and list(summary.env_changed) == [rec.key]
+    assert "threads 99 -> " in summary.env_changed[rec.key]
+    summary = run_study(SMOKE, run_copy, progress=False, recompute_env=True)
+    assert summary.executed == [rec.key]  # same bytes again: nothing built on it needs to run
+    with ResultStore(run_copy / "results.sqlite") as store:
+        assert store.get(rec.key).metrics["env"]["threads"] != 99
+
+
+def test_extend_adds_another_study_and_keeps_earlier_rows(run_copy: Path, smoke_run) -> None:
+    from helpers import SMOKE
+
+    from prunebench.errors import UserError
+    from prunebench.study import load_results, run_study
+
+    other = {**SMOKE, "name": "other", "methods": ["wt"], "ratios": [0.3]}
+    with pytest.raises(UserError, match="holds another study"):
+        run_study(other, run_copy, progress=False)
+    summary = run_study(other, run_copy, progress=False, extend=True)
+    assert summary.ok
+    rows = load_results(run_copy)
+    before = {r["model_key"] for r in smoke_run[2]}
+    assert before < {r["model_key"] for r in rows}  # every earlier row is still visible, the new one too
+    assert any(r["target_ratio"] == 0.3 for r in rows)
+
+
+def torch_version() -> str:
+    import torch
+
+    return torch.__version__

@@ -160,3 +160,23 @@ def test_augmentation_crop_and_flip(fmnist) -> None:
         if matched >= 40:
             break
     assert matched == 40 and 5 < flipped < 35
+
+
+def _devices() -> list[str]:
+    import os
+
+    env = os.environ.get("PRUNEBENCH_TEST_DEVICES")
+    if env:
+        return sorted({"cpu", *(d.strip() for d in env.split(",") if d.strip())})
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", _devices())
+def test_loader_on_device_same_batches_as_cpu(fmnist, device: str) -> None:
+    """The device-resident loader yields the same (normalized) batches on ``device`` as on the CPU."""
+    ref = list(DeviceLoader(fmnist.test.subset(slice(0, 500)), fmnist.info, 128, train=False, device="cpu"))
+    got = list(DeviceLoader(fmnist.test.subset(slice(0, 500)), fmnist.info, 128, train=False, device=device))
+    assert len(got) == len(ref) == 4
+    for (xa, ya), (xb, yb) in zip(ref, got):
+        assert xb.device.type == torch.device(device).type
+        assert torch.equal(ya, yb.cpu()) and torch.allclose(xa, xb.cpu(), atol=1e-6)

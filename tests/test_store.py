@@ -241,3 +241,32 @@ def test_busy_store_is_reported_as_busy(tmp_path: Path) -> None:
         holder.close()
     with ResultStore(path, readonly=True) as store:  # and readable again once released
         assert len(store) == 0
+
+
+def _devices() -> list[str]:
+    """cpu, plus cuda when present; PRUNEBENCH_TEST_DEVICES=cpu,cuda overrides (scripts/gpu_check.sh)."""
+    import os
+
+    env = os.environ.get("PRUNEBENCH_TEST_DEVICES")
+    if env:
+        return sorted({"cpu", *(d.strip() for d in env.split(",") if d.strip())})
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", _devices())
+def test_checkpoint_round_trip_on_device(tmp_path: Path, device: str) -> None:
+    """A model (with masks) saved from ``device`` loads on ``device`` and on the CPU with the same outputs."""
+    torch.manual_seed(0)
+    model = create_model("lenet5", **KW).to(device)
+    name, param = next((n, p) for n, p in model.named_parameters() if p.ndim == 2)
+    mask = torch.rand_like(param) > 0.5
+    with torch.no_grad():
+        param.mul_(mask)
+    path = save_checkpoint(tmp_path / "ck", model, {"model": "lenet5", "model_kwargs": KW}, {name: mask})
+    x = torch.randn(8, 1, 28, 28)
+    want = model(x.to(device)).cpu()
+    for target in {device, "cpu"}:
+        ck = load_checkpoint(path, target)
+        assert next(ck.model.parameters()).device.type == torch.device(target).type
+        assert torch.allclose(ck.model(x.to(target)).cpu(), want, atol=1e-5)
+        assert ck.pruning_state() is not None and torch.equal(ck.masks[name].cpu(), mask.cpu())
