@@ -239,6 +239,13 @@ def test_extend_adds_another_study_and_keeps_earlier_rows(run_copy: Path, smoke_
     before = {r["model_key"] for r in smoke_run[2]}
     assert before < {r["model_key"] for r in rows}  # every earlier row is still visible, the new one too
     assert any(r["target_ratio"] == 0.3 for r in rows)
+    assert yaml_name(run_copy / "config.smoke.yaml") == "smoke" and yaml_name(run_copy / "config.yaml") == "other"
+
+
+def yaml_name(path: Path) -> str:
+    import yaml
+
+    return yaml.safe_load(path.read_text())["name"]
 
 
 def torch_version() -> str:

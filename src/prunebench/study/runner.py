@@ -111,6 +111,8 @@ def run_study(config: StudyConfig | str | Path | Mapping[str, Any] | None = None
     t0 = time.perf_counter()
     try:
         with ResultStore(run / RESULTS_FILE) as store:
+            if extend:
+                keep_earlier_config(run, cfg)
             write_atomic(run / CONFIG_FILE, config_text(cfg))
             listed = [c.to_json() for c in cells]
             write_atomic(run / PLAN_FILE, json.dumps({"format": FORMAT, "name": cfg.name, "delta": cfg.delta,
@@ -126,6 +128,22 @@ def run_study(config: StudyConfig | str | Path | Mapping[str, Any] | None = None
         lock.release()
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def keep_earlier_config(run: Path, cfg: StudyConfig) -> None:
+    """``--extend``: the config of the study already there is kept as ``config.<its name>.yaml``."""
+    from prunebench.study.rundir import identity
+
+    old = run / CONFIG_FILE
+    if not old.is_file():
+        return
+    text = old.read_text(encoding="utf-8")
+    saved = yaml.safe_load(text)
+    if isinstance(saved, dict) and identity(saved) != identity(cfg.resolved()):
+        name = str(saved.get("name") or "earlier").replace("/", "_")
+        target = run / f"config.{name}.yaml"
+        if not target.exists():
+            write_atomic(target, text)
 
 
 def check_writable(run: Path) -> None:
