@@ -129,14 +129,18 @@ def test_killed_again_and_again_the_study_resumes_identically(reference, tmp_pat
     run = tmp_path / "smoke"
     db = run / "results.sqlite"
     plan = ["store", "checkpoint", "workers", "random", "store-workers", "checkpoint", "random", "workers",
-            "checkpoint-workers", "random", "random", "workers"]
+            "checkpoint-workers", "random", "progress", "progress-workers", "progress"]  # progress: deeper in
     kills, t_start, hits = 0, time.monotonic(), []
     for moment in plan:
-        if kills >= KILLS and time.monotonic() - t_start > 90:
+        if kills >= KILLS and time.monotonic() - t_start > 150:
             break
         workers = "workers" in moment
         proc = start(run, *(["--workers", "2"] if workers else []))
-        if moment.startswith("store"):
+        if moment.startswith("progress"):
+            models = done_models(run)
+            hit = wait_for(lambda: done_models(run) > models, proc, poll=0.05)
+            time.sleep(rng.uniform(0.0, 0.4))
+        elif moment.startswith("store"):
             hit = wait_for(lambda: db.exists(), proc)
         elif moment.startswith("checkpoint"):
             hit = wait_for(lambda: any((run / "checkpoints").glob(".*.tmp")) if (run / "checkpoints").is_dir()

@@ -40,6 +40,9 @@ class RunLock:
             os.close(fd)
             raise UserError(f"{self.run_dir} is in use by another run ({describe(read_holder(self.run_dir))}); "
                             "wait for it to finish, or pass another --out") from None
+        except OSError as e:  # a file system without locks (some network mounts): run, but say so
+            print(f"prunebench: warning: cannot lock {self.path} ({e.strerror or e}); make sure no other run "
+                  "uses this directory", file=sys.stderr)
         except BaseException:
             os.close(fd)
             raise
