@@ -54,15 +54,6 @@ class Potential:
     aggregate: str | None = None
     flags: tuple[str, ...] = ()  # coarse | uninformative
 
-    @property
-    def confident_pp(self) -> float:
-        """The largest tested ratio confidently within delta, with every smaller ratio not confidently beyond."""
-        best = 0.0
-        for rv in self.ratios:
-            if rv.verdict == WITHIN:
-                best = rv.ratio
-        return best
-
 
 @dataclass(frozen=True)
 class DistributionInfo:
