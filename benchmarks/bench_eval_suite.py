@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from prunebench.data import load_dataset
-from prunebench.evaluation import EVALUATORS
+from prunebench.evaluation import EVALUATORS, run_evaluator
 from prunebench.evaluation.base import EvalContext
 from prunebench.models import create_model
 from prunebench.pruning import prune
@@ -52,7 +52,7 @@ def main() -> None:
             t, c = time.perf_counter(), time.process_time()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                metrics = EVALUATORS.get(name)(model, ctx)
+                metrics = run_evaluator(name, model, ctx)
             print(f"{name:24s} {time.perf_counter() - t:8.1f} {time.process_time() - c:8.1f} {len(metrics):8d}", flush=True)
     print(f"load at the end {os.getloadavg()[0]:.2f}")
 

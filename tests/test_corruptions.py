@@ -17,7 +17,7 @@ from torch import nn
 from prunebench.data.base import DataInfo, Dataset, Split
 from prunebench.data.idx import read_idx
 from prunebench.errors import UserError
-from prunebench.evaluation.base import EVALUATORS, EvalContext
+from prunebench.evaluation import EvalContext, run_evaluator
 from prunebench.evaluation.corruptions import (
     CORRUPTIONS, SEVERITIES, benchmark_names, corrupt, corrupted_split, corruption_grid, heldout_names,
     load_cifar10_1, load_corrupted_npy,
@@ -26,8 +26,6 @@ from prunebench.evaluation.corruptions import _ops
 from prunebench.evaluation.corruptions.blur import glass_shuffle_pixels, glass_shuffle_rows
 from prunebench.evaluation.corruptions.digital import _pil_box_matrix
 from prunebench.evaluation.corruptions.spatter import canny, chamfer_distance, equalize_hist
-
-import prunebench.evaluation.corruptions_eval  # noqa: F401  (registers the evaluator)
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 NAMES = CORRUPTIONS.names()
@@ -76,9 +74,10 @@ def test_registry_has_the_19_cifar10c_corruptions() -> None:
     assert len(CORRUPTIONS) == 19
     assert set(heldout_names()) == {"speckle_noise", "gaussian_blur", "spatter", "saturate"}
     assert len(benchmark_names()) == 15 and not set(benchmark_names()) & set(heldout_names())
-    families = {n: CORRUPTIONS.meta(n)["family"] for n in NAMES}
+    families = {n: CORRUPTIONS.spec(n).family for n in NAMES}
     assert {n for n, f in families.items() if f == "noise"} == {"gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"}
     assert set(families.values()) == {"noise", "blur", "weather", "digital"}
+    assert all(isinstance(CORRUPTIONS.spec(n).benchmark, bool) and CORRUPTIONS.spec(n).summary for n in NAMES)
 
 
 @pytest.mark.parametrize("severity", SEVERITIES)
@@ -382,8 +381,7 @@ def test_evaluator(tmp_path: Path) -> None:
     xs = train.float_images()
     model = NearestMean(torch.stack([xs[train.y == k].mean(0) for k in range(10)]))
     ctx = EvalContext(data=data, cache_dir=tmp_path, batch_size=128)
-    evaluator = EVALUATORS.get("corruptions")
-    m = evaluator(model, ctx, corruptions=["contrast", "saturate", "gaussian_noise"], severities=[1, 5])
+    m = run_evaluator("corruptions", model, ctx, corruptions=["contrast", "saturate", "gaussian_noise"], severities=[1, 5])
     names = ("contrast", "saturate", "gaussian_noise")
     outcomes = {k: m.pop(k) for k in list(m) if k.startswith("correct/")}
     assert set(outcomes) == {f"correct/{n}-{s}" for n in names for s in (1, 5)}
@@ -396,13 +394,13 @@ def test_evaluator(tmp_path: Path) -> None:
     assert m["acc/contrast"] == pytest.approx((m["acc/contrast-1"] + m["acc/contrast-5"]) / 2)
     assert m["mean_acc"] == pytest.approx((m["acc/contrast"] + m["acc/gaussian_noise"]) / 2)
     assert len(list(tmp_path.rglob("*.safetensors"))) == 6
-    again = evaluator(model, ctx, corruptions="contrast", severities=5)
+    again = run_evaluator("corruptions", model, ctx, corruptions="contrast", severities=5)
     assert again["acc/contrast-5"] == m["acc/contrast-5"]
     assert torch.equal(again["correct/contrast-5"], outcomes["correct/contrast-5"])
     with pytest.raises(UserError, match="unknown corruption"):
-        evaluator(model, ctx, corruptions=["contrast", "fgo"])
+        run_evaluator("corruptions", model, ctx, corruptions=["contrast", "fgo"])
     with pytest.raises(UserError, match="severity"):
-        evaluator(model, ctx, corruptions="contrast", severities=[0])
+        run_evaluator("corruptions", model, ctx, corruptions="contrast", severities=[0])
 
 
 def test_grid_png(tmp_path: Path) -> None:

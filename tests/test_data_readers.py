@@ -105,6 +105,7 @@ def test_cifar_reads_official_layouts(tmp_path, name, layout):
         (tmp_path / spec.archive).unlink()  # the folder alone must be found
     info, splits = DATASETS.get(name)(root)
     assert isinstance(info, DataInfo) and info.name == name
+    assert_matches_spec(info)
     assert info.num_classes == len(info.classes) == (10 if name == "cifar10" else 100)
     assert (info.crop_padding, info.hflip, info.in_channels, info.image_size) == (4, True, 3, (32, 32))
     assert info.mean == spec.mean and info.std == spec.std
@@ -296,6 +297,7 @@ def test_svhn_reads_official_mat_layout_and_maps_10_to_0(tmp_path):
     x[5, 7, 2, 3] = MARK
     scipy.io.savemat(str(tmp_path / "test_32x32.mat"), {"X": x, "y": y})
     info, splits = DATASETS.get("svhn")(tmp_path)
+    assert_matches_spec(info)
     assert set(splits) == {"test"}  # only the files present
     assert info.num_classes == 10 and info.image_size == (32, 32) and not info.hflip
     t = splits["test"]
@@ -412,3 +414,17 @@ def test_npz_corrupt_file_and_missing_root(tmp_path):
 @pytest.mark.parametrize("name", ["cifar10", "cifar100", "svhn", "npz"])
 def test_readers_are_registered(name):
     assert name in DATASETS and callable(DATASETS.get(name))
+
+
+def assert_matches_spec(info: DataInfo) -> None:
+    """The registered metadata (known before loading) agrees with what the loader returns."""
+    spec = DATASETS.spec(info.name)
+    assert (spec.channels, spec.size, spec.classes) == (info.in_channels, info.image_size[0], info.num_classes)
+
+
+@pytest.mark.parametrize("name", DATASETS.names())
+def test_dataset_spec_metadata(name):
+    spec = DATASETS.spec(name)
+    assert spec.summary  # the listing's one-line description (the loader's docstring)
+    known = (spec.channels, spec.size, spec.classes)
+    assert all(v is None for v in known) or (spec.channels in (1, 3) and spec.size >= 8 and spec.classes >= 2)

@@ -17,10 +17,10 @@ from torch import nn
 from prunebench.data import load_dataset
 from prunebench.data.base import DataInfo, Dataset, Split
 from prunebench.errors import UserError
-from prunebench.evaluation import EVALUATORS, EvalContext
-from prunebench.evaluation.calibration import calibration_metrics
-from prunebench.evaluation.informative_features import removal_order, top_mask
-from prunebench.evaluation.ood import _fit_shape, aupr_in, auroc, fpr_at_tpr
+from prunebench.evaluation import EVALUATORS, EvalContext, run_evaluator
+from prunebench.evaluation.evaluators.calibration import calibration_metrics
+from prunebench.evaluation.evaluators.informative_features import removal_order, top_mask
+from prunebench.evaluation.evaluators.ood import _fit_shape, aupr_in, auroc, fpr_at_tpr
 
 OURS = {"nominal", "noise-similarity", "informative-features", "ood", "calibration", "adversarial", "trainability"}
 
@@ -74,7 +74,7 @@ def test_every_evaluator_returns_finite_floats(name: str, fmnist: Dataset, train
     model = tiny_conv(2).train()  # left in train mode on purpose: evaluators must switch to eval and back
     ctx = EvalContext(fmnist, parent=trained, baseline=other, max_samples=64, batch_size=256)
     try:
-        metrics = EVALUATORS.get(name)(model, ctx, **QUICK.get(name, {}))
+        metrics = run_evaluator(name, model, ctx, QUICK.get(name))
     except UserError as e:  # e.g. corrupted test sets whose source files are absent here
         if name in OURS:
             raise
@@ -96,20 +96,41 @@ def test_every_evaluator_returns_finite_floats(name: str, fmnist: Dataset, train
     assert all(p.grad is None for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", [n for n in EVALUATORS.names() if EVALUATORS.meta(n).get("needs_parent")])
+@pytest.mark.parametrize("name", EVALUATORS.names())
+def test_evaluator_spec_metadata(name: str) -> None:
+    """What the listing, the study config and the report read from the spec is there and valid."""
+    spec = EVALUATORS.spec(name)
+    assert spec.summary and spec.description.strip() and spec.axis_label.strip()
+    assert isinstance(spec.needs_parent, bool) and isinstance(spec.always, bool)
+    assert spec.panels is None or all(isinstance(p, str) and p for p in spec.panels)
+    assert all(p.metric and p.ylabel and p.caption for p in spec.param_plots)
+    for key, field in spec.options.model_fields.items():
+        assert field.description, f"{name}: option {key!r} has no description"
+        assert not field.is_required(), f"{name}: option {key!r} needs a default (a study may leave it out)"
+    defaults = spec.options()
+    # every default passes its own validation (re-parsed from its JSON form) and hashes as "nothing given"
+    assert spec.parse_options(defaults.model_dump(mode="json")) == defaults
+    assert spec.non_default(defaults) == {} and spec.non_default(defaults.model_dump(mode="json")) == {}
+    if spec.check_options is not None:
+        assert spec.non_default(spec.check_options)  # a cheap setting differs from the full default
+    with pytest.raises(UserError, match=f"evaluator '{name}': unknown option 'no_such_option'"):
+        spec.parse_options({"no_such_option": 1})
+
+
+@pytest.mark.parametrize("name", [n for n in EVALUATORS.names() if EVALUATORS.spec(n).needs_parent])
 def test_needs_parent_without_parent_is_user_error(name: str, fmnist: Dataset, trained: nn.Module) -> None:
     with pytest.raises(UserError, match="parent"):
-        EVALUATORS.get(name)(trained, EvalContext(fmnist, max_samples=8))
+        run_evaluator(name, trained, EvalContext(fmnist, max_samples=8))
 
 
 @pytest.mark.parametrize("name", sorted(OURS))
 def test_unknown_option_is_user_error(name: str, fmnist: Dataset, trained: nn.Module) -> None:
     with pytest.raises(UserError, match="option"):
-        EVALUATORS.get(name)(trained, EvalContext(fmnist, parent=trained, max_samples=8), no_such_option=1)
+        run_evaluator(name, trained, EvalContext(fmnist, parent=trained, max_samples=8), no_such_option=1)
 
 
 def test_nominal_matches_direct_computation(fmnist: Dataset, trained: nn.Module) -> None:
-    m = EVALUATORS.get("nominal")(trained, EvalContext(fmnist, batch_size=300))
+    m = run_evaluator("nominal", trained, EvalContext(fmnist, batch_size=300))
     logits = trained(fmnist.normalize(fmnist.test.float_images()))
     assert m["acc/nominal"] == pytest.approx((logits.argmax(1) == fmnist.test.y).float().mean().item())
     assert m["loss"] == pytest.approx(F.cross_entropy(logits, fmnist.test.y).item(), rel=1e-5)
@@ -121,19 +142,19 @@ def test_nominal_matches_direct_computation(fmnist: Dataset, trained: nn.Module)
 
 def test_noise_similarity_self_is_identical(fmnist: Dataset, trained: nn.Module) -> None:
     ctx = EvalContext(fmnist, parent=trained, baseline=trained, max_samples=100)
-    m = EVALUATORS.get("noise-similarity")(trained, ctx, draws=10, eps=[0.0, 0.35, 0.7])
+    m = run_evaluator("noise-similarity", trained, ctx, draws=10, eps=[0.0, 0.35, 0.7])
     for e in ("0", "0.35", "0.7"):
         assert m[f"match/{e}"] == 1.0 and m[f"baseline_match/{e}"] == 1.0
         assert m[f"softmax_l2/{e}"] == 0.0 and m[f"logit_l2/{e}"] == 0.0
         assert m[f"acc/noise-{e}"] == m[f"parent_acc/{e}"]
-    nominal = EVALUATORS.get("nominal")(trained, ctx)["acc/nominal"]
+    nominal = run_evaluator("nominal", trained, ctx)["acc/nominal"]
     assert m["acc/noise-0"] == pytest.approx(nominal)
     assert m["acc/noise-0.7"] < m["acc/noise-0"]  # noise of 0.7 std units does hurt
 
 
 def test_noise_similarity_against_another_net(fmnist: Dataset, trained: nn.Module, other: nn.Module) -> None:
     ctx = EvalContext(fmnist, parent=other, max_samples=200, seed=3)
-    m = EVALUATORS.get("noise-similarity")(trained, ctx, draws=5, eps=[0.0, 0.5])
+    m = run_evaluator("noise-similarity", trained, ctx, draws=5, eps=[0.0, 0.5])
     xn = fmnist.normalize(fmnist.test.float_images()[:200])
     with torch.no_grad():
         a, b = trained(xn), other(xn)
@@ -142,11 +163,11 @@ def test_noise_similarity_against_another_net(fmnist: Dataset, trained: nn.Modul
     assert m["logit_l2/0"] == pytest.approx((a - b).norm(dim=1).mean().item(), rel=1e-5)
     assert "baseline_match/0" not in m
     assert 0.0 < m["match/0.5"] < 1.0 and m["softmax_l2/0.5"] > 0
-    again = EVALUATORS.get("noise-similarity")(trained, ctx, draws=5, eps=[0.0, 0.5])
+    again = run_evaluator("noise-similarity", trained, ctx, draws=5, eps=[0.0, 0.5])
     floats = lambda d: {k: v for k, v in d.items() if not isinstance(v, torch.Tensor)}  # noqa: E731
     assert floats(again) == floats(m) and torch.equal(again["correct/noise-0.5"], m["correct/noise-0.5"])  # seeded
     ctx.seed = 4
-    assert EVALUATORS.get("noise-similarity")(trained, ctx, draws=5, eps=[0.0, 0.5])["logit_l2/0.5"] != m["logit_l2/0.5"]
+    assert run_evaluator("noise-similarity", trained, ctx, draws=5, eps=[0.0, 0.5])["logit_l2/0.5"] != m["logit_l2/0.5"]
 
 
 # ---------------------------------------------------------------- informative features
@@ -154,7 +175,7 @@ def test_noise_similarity_against_another_net(fmnist: Dataset, trained: nn.Modul
 
 def test_informative_features_self_overlap_is_full(fmnist: Dataset, trained: nn.Module) -> None:
     ctx = EvalContext(fmnist, parent=trained, baseline=trained, max_samples=40)
-    m = EVALUATORS.get("informative-features")(trained, ctx, ks=[5, 25])
+    m = run_evaluator("informative-features", trained, ctx, ks=[5, 25])
     for k in ("5", "25"):
         assert m[f"overlap/{k}"] == 1.0 and m[f"baseline_overlap/{k}"] == 1.0
         assert m[f"acc_own/{k}"] == m[f"acc_parent_feat/{k}"] == m[f"parent_acc_own/{k}"]
@@ -174,7 +195,7 @@ def test_informative_features_orderings_are_meaningful(fmnist: Dataset, trained:
 
     assert acc(keep_top) > acc(keep_bottom) + 0.2  # the most informative quarter beats the least informative
     ctx = EvalContext(fmnist, parent=other, max_samples=50)
-    m = EVALUATORS.get("informative-features")(trained, ctx, ks=[10, 50])
+    m = run_evaluator("informative-features", trained, ctx, ks=[10, 50])
     assert 0.1 < m["overlap/10"] < 1.0 and m["overlap/10"] < m["overlap/50"] <= 1.0  # chance would be 0.1 / 0.5
 
 
@@ -208,13 +229,13 @@ def test_ood_metrics_agree_with_torchmetrics_on_ties() -> None:
 
 def test_ood_fashion_vs_mnist_and_noise(fmnist: Dataset, trained: nn.Module, mnist_root: Path) -> None:
     ctx = EvalContext(fmnist, max_samples=500)
-    m = EVALUATORS.get("ood")(trained, ctx, out=["mnist", "gaussian", "uniform"], roots={"mnist": str(mnist_root)}, n_out=500)
+    m = run_evaluator("ood", trained, ctx, out=["mnist", "gaussian", "uniform"], roots={"mnist": str(mnist_root)}, n_out=500)
     assert set(m) == {f"{k}/{s}-{o}" for k in ("auroc", "aupr", "fpr95") for s in ("msp", "energy")
                       for o in ("mnist", "gaussian", "uniform")}
     assert all(0.0 <= v <= 1.0 for v in m.values())
     assert m["auroc/msp-mnist"] > 0.5  # a trained Fashion-MNIST net is less sure on digits
     with pytest.raises(UserError):
-        EVALUATORS.get("ood")(trained, ctx, out=["no-such-set"])
+        run_evaluator("ood", trained, ctx, out=["no-such-set"])
 
 
 def test_ood_converts_a_grayscale_set_for_rgb_data(fmnist: Dataset, mnist_root: Path) -> None:
@@ -224,7 +245,7 @@ def test_ood_converts_a_grayscale_set_for_rgb_data(fmnist: Dataset, mnist_root: 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
     with pytest.warns(UserWarning, match="'mnist'.*1->3 channels.*resized"):
-        m = EVALUATORS.get("ood")(model, EvalContext(data), out=["mnist"], roots={"mnist": str(mnist_root)}, n_out=200)
+        m = run_evaluator("ood", model, EvalContext(data), out=["mnist"], roots={"mnist": str(mnist_root)}, n_out=200)
     assert set(m) == {f"{k}/{s}-mnist" for k in ("auroc", "aupr", "fpr95") for s in ("msp", "energy")}
 
 
@@ -256,13 +277,13 @@ def test_calibration_calibrated_vs_overconfident(fmnist: Dataset) -> None:
     lin = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
     nn.init.normal_(lin[1].weight, std=0.08)
     data = _sampled_label_data(full, lin)  # labels drawn from the model's own predictive distribution
-    cal = EVALUATORS.get("calibration")(lin, EvalContext(data))
+    cal = run_evaluator("calibration", lin, EvalContext(data))
     assert 0.3 < cal["mean_confidence"] < 0.9  # confidences spread over the bins
     assert cal["ece"] < 0.03 and cal["mce"] < 0.2
     with torch.no_grad():
         lin[1].weight *= 4
         lin[1].bias *= 4
-    over = EVALUATORS.get("calibration")(lin, EvalContext(data))
+    over = run_evaluator("calibration", lin, EvalContext(data))
     assert over["ece"] > 0.15 and over["ece"] > 5 * cal["ece"] and over["nll"] > cal["nll"]
     assert over["mce"] >= over["ece"]
 
@@ -305,7 +326,7 @@ def _linear_binary_problem(eps_grid: list[float]) -> tuple[nn.Module, Dataset, n
 def test_adversarial_linear_model_exact_robust_accuracy() -> None:
     grid = [0.01, 0.03, 0.1]
     model, data, margin, l1 = _linear_binary_problem(grid)
-    m = EVALUATORS.get("adversarial")(model, EvalContext(data), n=len(margin), eps=grid)
+    m = run_evaluator("adversarial", model, EvalContext(data), n=len(margin), eps=grid)
     assert m["clean_acc"] == 1.0
     for e in grid:
         expected = float(np.mean(margin > e * l1))  # robust iff margin > eps * ||w_1 - w_0||_1 (pixel space)
@@ -318,7 +339,7 @@ def test_adversarial_monotone_and_leaves_model_alone(fmnist: Dataset, trained: n
     ctx = EvalContext(fmnist, max_samples=200)
     trained[0].weight.requires_grad_(False)
     try:
-        runs = {s: EVALUATORS.get("adversarial")(trained, ctx, steps=s) for s in (1, 3, 10)}
+        runs = {s: run_evaluator("adversarial", trained, ctx, steps=s) for s in (1, 3, 10)}
         assert not trained[0].weight.requires_grad and trained[3].weight.requires_grad
         assert all(p.grad is None for p in trained.parameters()) and not trained.training
     finally:
@@ -343,7 +364,7 @@ def test_trainability_linear_jacobian_is_weight_matrix(fmnist: Dataset) -> None:
     ctx = EvalContext(fmnist, max_samples=16)
     sv = torch.linalg.svdvals(lin[1].weight.detach().double())
     for space, scale in (("normalized", 1.0), ("pixel", 1.0 / fmnist.info.std[0])):
-        m = EVALUATORS.get("trainability")(lin, ctx, n=4, grad_batch=16, space=space)
+        m = run_evaluator("trainability", lin, ctx, n=4, grad_batch=16, space=space)
         s = sv * scale
         assert m["jac_sv_mean"] == pytest.approx(s.mean().item(), rel=1e-4)
         assert m["jac_sv_std_over_mean"] == pytest.approx((s.std(unbiased=False) / s.mean()).item(), rel=1e-3)
@@ -356,7 +377,7 @@ def test_trainability_gradient_norm_respects_pruned_weights(fmnist: Dataset) -> 
     lin = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
     with torch.no_grad():
         lin[1].weight[:, ::2] = 0.0  # "pruned" half
-    m = EVALUATORS.get("trainability")(lin, EvalContext(fmnist, seed=5), n=2, grad_batch=64)
+    m = run_evaluator("trainability", lin, EvalContext(fmnist, seed=5), n=2, grad_batch=64)
     idx = torch.randperm(len(fmnist.train), generator=torch.Generator().manual_seed(5))[:64]
     loss = F.cross_entropy(lin(fmnist.normalize(fmnist.train.float_images()[idx])), fmnist.train.y[idx])
     gw, gb = torch.autograd.grad(loss, [lin[1].weight, lin[1].bias])

@@ -69,7 +69,10 @@ def test_factory_signature_and_meta(name: str) -> None:
     factory = MODELS.get(name)
     model = factory(in_channels=1, num_classes=3, width=1.0, image_size=28)
     assert isinstance(model, nn.Module)
-    assert isinstance(MODELS.meta(name).get("family"), str)
+    spec = MODELS.spec(name)
+    assert isinstance(spec.family, str) and spec.family and spec.arch in ("mlp", "cnn")
+    assert all(v is None or (isinstance(v, int) and v > 0) for v in (spec.depth, spec.widen, spec.growth))
+    assert spec.depth is None or str(spec.depth) in name  # resnet20, vgg16_bn, wrn28_10, densenet22
     # pruning code finds layers as modules: every parameter belongs to Conv2d/Linear/BatchNorm2d
     for m in model.modules():
         if any(True for _ in m.parameters(recurse=False)):

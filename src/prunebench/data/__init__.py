@@ -1,5 +1,6 @@
 """Datasets: real files (IDX, CIFAR pickles read safely, SVHN .mat, .npz), a fixed validation split,
 and device-resident batching. ``load_dataset(name)`` is the one call most code needs.
+:data:`DATASETS` loads the dataset modules itself on first lookup.
 """
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ from prunebench.data.loader import DeviceLoader
 from prunebench.data.registry import DATASETS
 from prunebench.data.split import train_val_masks, validation_indices
 from prunebench.errors import UserError
-
-from prunebench.data import cifar, mnist, npz, svhn  # noqa: F401,E402  (registration)
 
 
 def load_splits(name: str, root: str | Path | None = None) -> tuple[DataInfo, dict[str, Split]]:

@@ -385,13 +385,13 @@ def load_cifar(spec: CifarSpec, root: Path | str | None = None) -> tuple[DataInf
     return info, splits
 
 
-@DATASETS.register("cifar10")
+@DATASETS.register("cifar10", channels=3, size=32, classes=10)
 def cifar10(root: Path | None = None) -> tuple[DataInfo, dict[str, Split]]:
     """CIFAR-10 (Krizhevsky 2009): 50k train / 10k test 32x32 RGB images, 10 classes."""
     return load_cifar(CIFAR10, root)
 
 
-@DATASETS.register("cifar100")
+@DATASETS.register("cifar100", channels=3, size=32, classes=100)
 def cifar100(root: Path | None = None) -> tuple[DataInfo, dict[str, Split]]:
     """CIFAR-100 (Krizhevsky 2009): 50k train / 10k test 32x32 RGB images, 100 fine classes."""
     return load_cifar(CIFAR100, root)

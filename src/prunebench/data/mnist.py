@@ -52,14 +52,14 @@ def read_idx_split(folder: Path, images: str, labels: str, num_classes: int = 10
     return Split(torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64)))
 
 
-@DATASETS.register("fashion-mnist", channels=1, size=28)
+@DATASETS.register("fashion-mnist", channels=1, size=28, classes=10)
 def fashion_mnist(root: Path | None = None) -> tuple[DataInfo, dict[str, Split]]:
     """Fashion-MNIST train (60k) and test (10k); MD5-verified."""
     folder = find_or_fetch("fashion-mnist", FASHION_MD5, {f: FASHION_URL + f for f in FASHION_MD5}, root)
     return FASHION_INFO, {split: read_idx_split(folder, *files) for split, files in _FILES.items()}
 
 
-@DATASETS.register("mnist", channels=1, size=28)
+@DATASETS.register("mnist", channels=1, size=28, classes=10)
 def mnist(root: Path | None = None) -> tuple[DataInfo, dict[str, Split]]:
     """MNIST: whichever of its splits are present (e.g. only the test set in ../shared/data/mnist).
 

@@ -59,7 +59,7 @@ def read_svhn_mat(path: str | Path) -> Split:
     return Split(torch.from_numpy(images), torch.from_numpy(labels))
 
 
-@DATASETS.register("svhn")
+@DATASETS.register("svhn", channels=3, size=32, classes=10)
 def svhn(root: Path | None = None) -> tuple[DataInfo, dict[str, Split]]:
     """SVHN test (and train) split. An explicit root (folder or one .mat file) loads the files present."""
     if root is None:

@@ -1,8 +1,6 @@
-"""Evaluators: importing this package registers every evaluator in ``EVALUATORS``."""
-from prunebench.evaluation.base import EVALUATORS, EvalContext, predict_logits
+"""Evaluators: the EVALUATORS registry (loads itself on first lookup), the evaluation context and the
+batched inference helper. The built-in evaluators live in :mod:`prunebench.evaluation.evaluators`."""
+from prunebench.evaluation.base import EvalContext, predict_logits
+from prunebench.evaluation.registry import EVALUATORS, EvaluatorSpec, run_evaluator
 
-from prunebench.evaluation import (  # noqa: F401,E402  (registration)
-    adversarial, calibration, corruptions_eval, informative_features, nominal, noise_similarity, ood, trainability,
-)
-
-__all__ = ["EVALUATORS", "EvalContext", "predict_logits"]
+__all__ = ["EVALUATORS", "EvalContext", "EvaluatorSpec", "predict_logits", "run_evaluator"]

@@ -1,10 +1,12 @@
-"""Small helpers shared by the evaluators: eval mode, seeded randomness, option checks, key formats."""
+"""Small helpers shared by the evaluators: eval mode, seeded randomness, option types, key formats."""
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Annotated, Any, Callable, Iterator
 
 import torch
+from pydantic import AfterValidator
 from torch import nn
 
 from prunebench.errors import UserError
@@ -42,33 +44,45 @@ def test_images(ctx: EvalContext, n: int | None) -> tuple[torch.Tensor, torch.Te
     """The first ``n`` test images (after ``ctx.max_samples``) as float [0, 1] and their labels, on the device."""
     split = ctx.test_split()
     if n is not None:
-        split = split.subset(slice(0, positive_int(n, "n")))
+        split = split.subset(slice(0, n))
     if len(split) == 0:
         raise UserError("the test split is empty; evaluate on a dataset with test images (check max_samples / test_limit)")
     dev = device_of(ctx)
     return split.x.to(dev).float().div_(255.0), split.y.to(dev)
 
 
-def positive_int(value: Any, name: str) -> int:
-    try:
-        ivalue = int(value)
-    except (TypeError, ValueError):
-        raise UserError(f"option {name!r} must be a positive integer, got {value!r}") from None
-    if ivalue <= 0 or ivalue != value:
-        raise UserError(f"option {name!r} must be a positive integer, got {value!r}")
-    return ivalue
+def _in_range(low: float, high: float, *, open_low: bool = False) -> Callable[[Any], Any]:
+    """A pydantic after-validator: a number or a non-empty list of numbers, each in [low, high]
+    (low excluded with ``open_low``); returns the value unchanged."""
+
+    def check(value: Any) -> Any:
+        values = value if isinstance(value, tuple) else (value,)
+        if not values:
+            raise ValueError("give at least one value")
+        for v in values:
+            if not math.isfinite(v) or v > high or (v <= low if open_low else v < low):
+                raise ValueError(f"values must be in {'(' if open_low else '['}{low:g}, {high:g}], got {v:g}")
+        return value
+
+    return check
 
 
-def float_list(value: Any, name: str, *, low: float = 0.0, high: float = float("inf")) -> tuple[float, ...]:
-    """A non-empty list of floats in [low, high] from an option (a number or a sequence of numbers)."""
-    seq: Sequence[Any] = value if isinstance(value, (list, tuple)) else [value]
-    try:
-        out = tuple(float(v) for v in seq)
-    except (TypeError, ValueError):
-        raise UserError(f"option {name!r} must be a number or a list of numbers, got {value!r}") from None
-    if not out or any(not (low <= v <= high) for v in out):
-        raise UserError(f"option {name!r} needs values in [{low:g}, {high:g}], got {value!r}")
-    return out
+# option types: a number or a list of numbers (kept as given, so config hashes see what was written)
+NonNegFloats = Annotated[float | tuple[float, ...], AfterValidator(_in_range(0.0, math.inf))]
+UnitFloats = Annotated[float | tuple[float, ...], AfterValidator(_in_range(0.0, 1.0))]
+Percentages = Annotated[float | tuple[float, ...], AfterValidator(_in_range(0.0, 100.0, open_low=True))]
+
+
+def non_empty(value: Any) -> Any:
+    """A pydantic after-validator: the value (a scalar or a list) is not an empty list."""
+    if isinstance(value, tuple) and not value:
+        raise ValueError("give at least one value")
+    return value
+
+
+def as_tuple(value: Any) -> tuple[Any, ...]:
+    """A scalar option value as a one-tuple, a list / tuple as a tuple."""
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
 
 
 def num_key(value: float) -> str:

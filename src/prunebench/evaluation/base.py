@@ -1,22 +1,17 @@
-"""The evaluator plug-in interface and the batched inference helper all evaluators share.
+"""What an evaluator is given (:class:`EvalContext`) and the batched inference helper all evaluators share.
 
-An evaluator is a function ``f(model, ctx, **options) -> dict[str, float]`` registered with
-``@EVALUATORS.register("name", needs_parent=bool)``. It returns flat metrics (keys without the
-evaluator prefix; the caller namespaces them as ``"<evaluator>/<key>"``). Distribution-wise
-accuracies that prune potential is computed over are returned as ``"acc/<distribution>"``.
+The evaluator interface and its registry are in :mod:`prunebench.evaluation.registry`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 from prunebench.data.base import Dataset, Split
 from prunebench.errors import UserError
-from prunebench.registry import Registry
 
 
 @dataclass
@@ -40,13 +35,6 @@ class EvalContext:
         if self.parent is None:
             raise UserError(f"evaluator {evaluator!r} compares with the parent model; pass one (e.g. --parent PARENT.safetensors)")
         return self.parent
-
-
-class Evaluator(Protocol):
-    def __call__(self, model: nn.Module, ctx: EvalContext, **options: Any) -> dict[str, float]: ...
-
-
-EVALUATORS: Registry[Evaluator] = Registry("evaluator")
 
 
 @torch.no_grad()

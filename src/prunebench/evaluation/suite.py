@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunebench.evaluation.base import EVALUATORS, EvalContext
+from prunebench.evaluation.base import EvalContext
+from prunebench.evaluation.registry import EVALUATORS
 
 
 @dataclass
@@ -33,17 +34,18 @@ def run_suite(model: nn.Module, ctx: EvalContext, names: Sequence[str],
 
 def evaluate_suite(model: nn.Module, ctx: EvalContext, names: Sequence[str],
                    options: dict[str, dict[str, Any]] | None = None) -> SuiteResult:
-    """Like :func:`run_suite`, also returning the per-example outcomes of every accuracy-type distribution."""
-    import prunebench.evaluation  # noqa: F401  (registers every evaluator)
+    """Like :func:`run_suite`, also returning the per-example outcomes of every accuracy-type distribution.
 
-    fns = {name: EVALUATORS.get(name) for name in names}  # fail on a bad name before any work
-    for name in names:
-        if EVALUATORS.meta(name).get("needs_parent"):
+    Every name and every evaluator's options are checked before any work."""
+    specs = {name: EVALUATORS.spec(name) for name in names}
+    parsed = {name: spec.parse_options((options or {}).get(name)) for name, spec in specs.items()}
+    for name, spec in specs.items():
+        if spec.needs_parent:
             ctx.require_parent(name)
     model.eval()
     res = SuiteResult()
-    for name, fn in fns.items():
-        for key, value in fn(model, ctx, **(options or {}).get(name, {})).items():
+    for name, spec in specs.items():
+        for key, value in spec.obj(model, ctx, parsed[name]).items():
             if isinstance(value, torch.Tensor) and value.dtype == torch.bool:
                 res.outcomes[key] = value.detach().cpu().numpy()
             else:

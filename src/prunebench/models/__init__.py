@@ -1,6 +1,4 @@
-"""Model zoo: importing this package registers every model."""
-from prunebench.models.registry import MODELS, create_model, scaled
+"""Model zoo: :data:`MODELS` (loads the zoo modules itself on first lookup) and :func:`create_model`."""
+from prunebench.models.registry import MODELS, ModelSpec, create_model, scaled
 
-from prunebench.models import lenet, resnet, vgg, wrn, densenet  # noqa: F401  (registration)
-
-__all__ = ["MODELS", "create_model", "scaled"]
+__all__ = ["MODELS", "ModelSpec", "create_model", "scaled"]

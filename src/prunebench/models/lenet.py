@@ -13,7 +13,7 @@ from prunebench.errors import UserError
 from prunebench.models.registry import MODELS, scaled
 
 
-@MODELS.register("lenet300_100", family="lenet", kind="mlp")
+@MODELS.register("lenet300_100", family="lenet", arch="mlp")
 def lenet300_100(in_channels: int = 3, num_classes: int = 10, width: float = 1.0,
                  image_size: int = 32) -> nn.Module:
     """MLP in -> 300 -> 100 -> classes on the flattened image (in = in_channels * image_size**2)."""
@@ -28,7 +28,7 @@ def lenet300_100(in_channels: int = 3, num_classes: int = 10, width: float = 1.0
     )
 
 
-@MODELS.register("lenet5", family="lenet", kind="cnn")
+@MODELS.register("lenet5", family="lenet", arch="cnn")
 def lenet5(in_channels: int = 3, num_classes: int = 10, width: float = 1.0,
            image_size: int = 32) -> nn.Module:
     """conv6@5x5(pad 2) -> pool -> conv16@5x5 -> pool -> fc120 -> fc84 -> fc classes.

@@ -10,7 +10,6 @@ batch size, the study name, delta. They do not change what a cell computes.
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,31 +70,14 @@ def _data_defaults() -> dict[str, Any]:
     return d
 
 
-def _evaluator_defaults(name: str) -> dict[str, Any]:
-    """Keyword defaults of an evaluator function (explicitly given defaults leave keys unchanged)."""
-    from prunebench.evaluation.base import EVALUATORS
-
-    try:
-        sig = inspect.signature(EVALUATORS.get(name))
-    except (TypeError, ValueError):
-        return {}
-    out = {}
-    for p in list(sig.parameters.values())[2:]:
-        if p.default is not inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD:
-            out[p.name] = list(p.default) if isinstance(p.default, tuple) else p.default
-    return out
-
-
 def defaults_for(kind: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
     """The default values of a cell config of ``kind`` (what :func:`cell_key` leaves out)."""
     if kind == "train":
         return {"data": _data_defaults(), "train": _train_defaults(), "model": {"kwargs": {"width": 1.0}}}
     if kind == "prune":
         return {"options": {}, "selection": {}, "seed": 0, "retrain": _train_defaults()}
-    if kind == "eval":
-        ev = (config or {}).get("evaluator")
-        return {"options": _evaluator_defaults(ev) if ev else {}, "seed": 0, "test_limit": None,
-                "max_samples": None}
+    if kind == "eval":  # the config holds the evaluator's non-default options only (EvaluatorSpec.non_default)
+        return {"options": {}, "seed": 0, "test_limit": None, "max_samples": None}
     raise ValueError(f"unknown cell kind {kind!r}")
 
 
@@ -118,9 +100,7 @@ def plan(cfg: StudyConfig, info: Any) -> list[Cell]:
     Order: per repetition the parent and its evals, then per method the pruned models, each followed
     by its evals, so that a partial run already holds complete rows.
     """
-    from prunebench.evaluation.base import EVALUATORS
-
-    import prunebench.evaluation  # noqa: F401  (registers evaluators)
+    from prunebench.evaluation.registry import EVALUATORS
 
     ds = cfg.dataset.model_dump(mode="json")
     data_id = {k: v for k, v in ds.items() if k != "test_limit"}
@@ -143,12 +123,14 @@ def plan(cfg: StudyConfig, info: Any) -> list[Cell]:
         out = []
         label = "parent" if model.kind == "train" else f"{model.labels['method']}@{model.labels['target_ratio']:.4g}"
         for ev in suite:
-            conf: dict[str, Any] = {"kind": "eval", "model": model.key, "evaluator": ev.name, "options": dict(ev.options),
+            spec = EVALUATORS.spec(ev.name)
+            conf: dict[str, Any] = {"kind": "eval", "model": model.key, "evaluator": ev.name,
+                                    "options": spec.non_default(ev.options),
                                     "test_limit": cfg.dataset.test_limit,
                                     "max_samples": ev.max_samples or cfg.evaluation.max_samples,
                                     "seed": cfg.evaluation.seed}
             deps = [model.key]
-            if EVALUATORS.meta(ev.name).get("needs_parent"):
+            if spec.needs_parent:
                 conf["parent"] = parents[rep].key
                 deps.append(parents[rep].key)
                 if cfg.evaluation.baseline and len(parents) > 1:

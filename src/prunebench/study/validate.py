@@ -68,10 +68,9 @@ def _model_in(annotation: Any) -> Any:
 
 def check_names(cfg: StudyConfig, where: str = "config") -> None:
     """Registry names and method/evaluator options that are impossible, each as one line with its key."""
-    import prunebench.evaluation  # noqa: F401  (registers evaluators)
     import prunebench.pruning  # noqa: F401
     from prunebench.data import DATASETS
-    from prunebench.evaluation.base import EVALUATORS
+    from prunebench.evaluation.registry import EVALUATORS
     from prunebench.models import MODELS
     from prunebench.pruning.base import METHODS
     from prunebench.study.methods import check_method_options, load_methods
@@ -97,10 +96,10 @@ def check_names(cfg: StudyConfig, where: str = "config") -> None:
             raise UserError(f"{where}: methods[{i}] ({m.name}): {problem}")
     for i, e in enumerate(cfg.evaluation.suite):
         need(EVALUATORS, e.name, f"evaluation.suite[{i}].name")
-        unknown, allowed = _unknown_options(EVALUATORS.get(e.name), e.options)
-        if unknown:
-            raise UserError(f"{where}: evaluation.suite[{i}] ({e.name}): unknown option(s) {unknown}; "
-                            f"allowed: {', '.join(allowed) or 'none'}")
+        try:
+            EVALUATORS.spec(e.name).parse_options(e.options)
+        except UserError as err:
+            raise UserError(f"{where}: evaluation.suite[{i}]: {err}") from None
     if cfg.selection:
         from prunebench.pruning.selection import Selection
 
@@ -123,15 +122,3 @@ def first_non_finite(obj: Any, path: str = "") -> tuple[str, float] | None:
         if found is not None:
             return found
     return None
-
-
-def _unknown_options(fn: Any, options: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """Options an evaluator ``f(model, ctx, **named)`` does not name (caught now, not after training)."""
-    import inspect
-
-    try:
-        params = list(inspect.signature(fn).parameters.values())[2:]
-    except (TypeError, ValueError):
-        return [], []
-    named = sorted(p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
-    return sorted(set(options) - set(named)), named

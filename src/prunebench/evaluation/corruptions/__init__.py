@@ -1,8 +1,9 @@
 """Common corruptions (CIFAR-10-C, Hendrycks & Dietterich 2019) on batched tensors, cached
 corrupted test sets, readers for the published CIFAR-10-C / CIFAR-10.1 files, and a picture grid.
 
-Importing this package registers all 19 corruptions in :data:`CORRUPTIONS` (15 benchmark, 4
-held-out: speckle_noise, gaussian_blur, spatter, saturate), with the CIFAR-10-C (32 px) constants.
+:data:`CORRUPTIONS` holds all 19 corruptions (15 benchmark, 4 held-out: speckle_noise,
+gaussian_blur, spatter, saturate), with the CIFAR-10-C (32 px) constants; it loads the modules of
+this package itself on first lookup.
 
 Where and why we differ from the CIFAR-10-C script (``make_cifar_c.py``):
 
@@ -33,7 +34,6 @@ glass_blur 1-3 and 4-5 differ only by a small sigma; motion_blur 3 -> 4 adds tap
 ~1e-9; frost's a falls faster than b grows (3 -> 4 -> 5); spatter switches from water to mud at 4;
 saturate's factors are .3, .1, 1.5, 2, 2.5; elastic's affine jitter shrinks from .08 s to .03 s.
 """
-from prunebench.evaluation.corruptions import blur, digital, noise, spatter, weather  # noqa: F401  (registers)
 from prunebench.evaluation.corruptions.cache import corrupted_split, to_uint8
 from prunebench.evaluation.corruptions.readers import load_cifar10_1, load_corrupted_npy
 from prunebench.evaluation.corruptions.registry import (

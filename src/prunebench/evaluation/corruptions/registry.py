@@ -6,17 +6,20 @@ returns a tensor of the same shape, dtype and device, clipped to [0, 1], and is 
 the generator's state. Definitions and constants: Hendrycks & Dietterich (ICLR 2019), CIFAR-10-C
 generation script (``make_cifar_c.py``), summarized in shared/reference/evaluation.md section 1.
 
-Registration metadata: ``family`` (noise / blur / weather / digital) and ``benchmark`` (True for
-the 15 corruptions of the CIFAR-10-C benchmark, False for the 4 held-out ones).
+Each corruption registers a :class:`CorruptionSpec`: ``family`` (noise / blur / weather / digital)
+and ``benchmark`` (True for the 15 corruptions of the CIFAR-10-C benchmark, False for the 4
+held-out ones). The registry loads itself on first lookup (every module of this package, then the
+plug-ins of ``$PRUNEBENCH_PLUGINS``).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import torch
 
 from prunebench.errors import UserError
-from prunebench.registry import Registry
+from prunebench.registry import Registry, Spec
 
 SEVERITIES = (1, 2, 3, 4, 5)
 MIN_SIZE = 8
@@ -35,7 +38,16 @@ class Corruption(Protocol):
     def __call__(self, x: torch.Tensor, severity: int, gen: torch.Generator) -> torch.Tensor: ...
 
 
-CORRUPTIONS: Registry[Corruption] = Registry("corruption")
+@dataclass(frozen=True, kw_only=True)
+class CorruptionSpec(Spec):
+    """Typed metadata of a corruption: its ``family`` and whether it is one of the ``benchmark``
+    corruptions (False: held out)."""
+
+    family: str
+    benchmark: bool = False
+
+
+CORRUPTIONS: Registry[CorruptionSpec] = Registry("corruption", CorruptionSpec, packages=("prunebench.evaluation.corruptions",))
 
 
 def register(name: str, family: str, benchmark: bool) -> Callable[[Corruption], Corruption]:
@@ -45,12 +57,12 @@ def register(name: str, family: str, benchmark: bool) -> Callable[[Corruption], 
 
 def benchmark_names() -> list[str]:
     """The 15 benchmark corruptions, in :data:`ORDER`."""
-    return [n for n in ordered_names() if CORRUPTIONS.meta(n)["benchmark"]]
+    return [n for n in ordered_names() if CORRUPTIONS.spec(n).benchmark]
 
 
 def heldout_names() -> list[str]:
     """The 4 held-out corruptions (speckle_noise, gaussian_blur, spatter, saturate), in :data:`ORDER`."""
-    return [n for n in ordered_names() if not CORRUPTIONS.meta(n)["benchmark"]]
+    return [n for n in ordered_names() if not CORRUPTIONS.spec(n).benchmark]
 
 
 def ordered_names() -> list[str]:

@@ -26,11 +26,13 @@ import math
 from typing import Any
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from prunebench.errors import UserError
-from prunebench.evaluation._common import eval_mode, float_list, forward_batched, num_key, positive_int, test_images
-from prunebench.evaluation.base import EVALUATORS, EvalContext
+from prunebench.evaluation._common import Percentages, as_tuple, eval_mode, forward_batched, num_key, test_images
+from prunebench.evaluation.base import EvalContext
+from prunebench.evaluation.registry import EVALUATORS
+from prunebench.registry import Options
 
 DEFAULT_KS = (5.0, 10.0, 25.0, 50.0)
 
@@ -91,9 +93,18 @@ def _overlap(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a & b).sum(1).float() / a.sum(1).float()).mean().item()
 
 
-@EVALUATORS.register("informative-features", needs_parent=True)
-def informative_features(model: nn.Module, ctx: EvalContext, n: int = 200, ks: Any = DEFAULT_KS,
-                         round_frac: float = 0.05, min_group: int = 1, **options: Any) -> dict[str, float]:
+class InformativeFeaturesOptions(Options):
+    n: int = Field(200, gt=0, description="first test images")
+    ks: Percentages = Field(DEFAULT_KS, description="top-k% pixel sets compared, percentages in (0, 100]")
+    round_frac: float = Field(0.05, gt=0, le=1, description="fraction of the remaining pixels removed per round")
+    min_group: int = Field(1, gt=0, description="fewest pixels removed per round")
+
+
+@EVALUATORS.register("informative-features", options=InformativeFeaturesOptions, needs_parent=True,
+                     panels=("overlap/", "acc_own/"), description=(
+                         "Which pixels the networks rely on (SIS-style backward selection): overlap of the top-k% "
+                         "pixel sets with the parent's, and accuracy keeping only them."))
+def informative_features(model: nn.Module, ctx: EvalContext, opts: InformativeFeaturesOptions) -> dict[str, float]:
     """SIS-style pixel orderings of model, parent (and baseline) compared at top-k% (k in ``ks``).
 
     Metrics per k (key ``num_key(k)``, e.g. ``10``): ``overlap/<k>`` (fraction of the parent's
@@ -102,19 +113,11 @@ def informative_features(model: nn.Module, ctx: EvalContext, n: int = 200, ks: A
     normalized space), ``acc_parent_feat/<k>`` (model accuracy keeping only the parent's top-k%),
     ``parent_acc_own/<k>``; with ``ctx.baseline``: ``baseline_overlap/<k>``, ``baseline_acc_own/<k>``,
     ``baseline_acc_parent_feat/<k>``.
-    Options: ``n`` (first test images, default 200), ``ks`` (percentages, default 5, 10, 25, 50),
-    ``round_frac`` (fraction of the remaining pixels removed per round, default 0.05),
-    ``min_group`` (fewest pixels per round, default 1).
     """
-    if options:
-        raise UserError(f"unknown option(s) {sorted(options)} for evaluator 'informative-features'; "
-                        "it takes n, ks, round_frac, min_group")
     parent = ctx.require_parent("informative-features")
     baseline = ctx.baseline
-    k_list = float_list(ks, "ks", low=1e-9, high=100.0)
-    (round_frac,) = float_list(round_frac, "round_frac", low=1e-9, high=1.0)
-    min_group = positive_int(min_group, "min_group")
-    x01, y = test_images(ctx, n)
+    k_list, round_frac, min_group = as_tuple(opts.ks), opts.round_frac, opts.min_group
+    x01, y = test_images(ctx, opts.n)
     xn = ctx.data.normalize(x01)
     out: dict[str, float] = {}
     with eval_mode(model, parent, baseline):

@@ -6,20 +6,16 @@ from typing import Any
 import torch.nn.functional as F
 from torch import nn
 
-from prunebench.errors import UserError
 from prunebench.evaluation._common import device_of, eval_mode, test_images
-from prunebench.evaluation.base import EVALUATORS, EvalContext, predict_logits
+from prunebench.evaluation.base import EvalContext, predict_logits
+from prunebench.evaluation.registry import EVALUATORS
+from prunebench.registry import NoOptions
 
 
-@EVALUATORS.register("nominal", needs_parent=False)
-def nominal(model: nn.Module, ctx: EvalContext, **options: Any) -> dict[str, Any]:
-    """Metrics: ``acc/nominal`` (top-1 accuracy on the test split) and ``loss`` (mean cross-entropy);
-    per-example correctness as ``correct/nominal``.
-
-    Uses the whole test split (or its first ``ctx.max_samples`` images); no options.
-    """
-    if options:
-        raise UserError(f"evaluator 'nominal' takes no options, got {sorted(options)}; remove them")
+@EVALUATORS.register("nominal", always=True, panels=("loss",), description=(
+    "Accuracy and cross-entropy loss on the clean test set (all of it, or its first max_samples images)."))
+def nominal(model: nn.Module, ctx: EvalContext, opts: NoOptions) -> dict[str, Any]:
+    """Top-1 test accuracy ``acc/nominal`` and mean cross-entropy ``loss``; per-example ``correct/nominal``."""
     x01, y = test_images(ctx, None)
     with eval_mode(model):
         logits = predict_logits(model, x01, ctx.data, device_of(ctx), ctx.batch_size)

@@ -21,17 +21,17 @@ the first 1000 test images.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Annotated, Any, Callable, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import AfterValidator, Field
 from torch import nn
 
-from prunebench.errors import UserError
-from prunebench.evaluation._common import (
-    eval_mode, float_list, generator, num_key, positive_int, test_images,
-)
-from prunebench.evaluation.base import EVALUATORS, EvalContext
+from prunebench.evaluation._common import UnitFloats, as_tuple, eval_mode, generator, non_empty, num_key, test_images
+from prunebench.evaluation.base import EvalContext
+from prunebench.evaluation.registry import EVALUATORS
+from prunebench.registry import Options
 
 RGB_EPS = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 GRAY_EPS = (0.01, 0.03, 0.1)
@@ -71,28 +71,33 @@ def pgd_broken(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: to
     return broken
 
 
-@EVALUATORS.register("adversarial", needs_parent=False)
-def adversarial(model: nn.Module, ctx: EvalContext, n: int = 1000, eps: Any = None, alpha_ratio: float = 0.25,
-                steps: int = 10, restarts: int = 1, attacks: Any = ("fgsm", "pgd"), **options: Any) -> dict[str, Any]:
+Attack = Literal["fgsm", "pgd"]
+Attacks = Annotated[Attack | tuple[Attack, ...], AfterValidator(non_empty)]
+
+
+class AdversarialOptions(Options):
+    n: int = Field(1000, gt=0, description="first test images attacked")
+    eps: UnitFloats | None = Field(None, description="L-inf radii in [0, 1]; default by channel count "
+                                                 "(1 channel: 0.01, 0.03, 0.1; 3 channels: 1, 2, 4, 8 / 255)")
+    alpha_ratio: float = Field(0.25, gt=0, description="PGD step size as a fraction of eps")
+    steps: int = Field(10, gt=0, description="PGD steps")
+    restarts: int = Field(1, gt=0, description="PGD random restarts")
+    attacks: Attacks = Field(("fgsm", "pgd"), description="fgsm and/or pgd")
+
+
+@EVALUATORS.register("adversarial", options=AdversarialOptions, axis_label="eps", panels=(),
+                     check_options={"n": 1000, "attacks": ["fgsm"]},
+                     description="Robust accuracy under L-inf FGSM / PGD attacks in [0, 1] pixel space, per eps.")
+def adversarial(model: nn.Module, ctx: EvalContext, opts: AdversarialOptions) -> dict[str, Any]:
     """Robust accuracy per attack and eps: ``acc/fgsm-<eps>``, ``acc/pgd-<eps>`` (key ``num_key(eps)``,
     e.g. ``0.03`` or ``0.03137`` for 8/255), plus ``clean_acc`` on the same images; per-example
-    robustness as ``correct/<attack>-<eps>``.
-
-    Options: ``n`` (first test images, default 1000), ``eps`` (list in [0, 1]; default by channel
-    count, see module docstring), ``alpha_ratio`` (PGD step = alpha_ratio * eps, default 1/4),
-    ``steps`` (default 10), ``restarts`` (default 1), ``attacks`` (subset of fgsm, pgd).
+    robustness as ``correct/<attack>-<eps>``. See the module docstring for the counting rules.
     """
-    if options:
-        raise UserError(f"unknown option(s) {sorted(options)} for evaluator 'adversarial'; "
-                        "it takes n, eps, alpha_ratio, steps, restarts, attacks")
-    attacks = [attacks] if isinstance(attacks, str) else list(attacks)
-    if not attacks or any(a not in ("fgsm", "pgd") for a in attacks):
-        raise UserError(f"option 'attacks' must list fgsm and/or pgd, got {attacks!r}")
-    x01, y = test_images(ctx, n)
+    attacks = list(dict.fromkeys(as_tuple(opts.attacks)))
+    x01, y = test_images(ctx, opts.n)
     default = GRAY_EPS if x01.shape[1] == 1 else RGB_EPS
-    eps_grid = sorted(float_list(default if eps is None else eps, "eps", high=1.0))
-    (alpha_ratio,) = float_list(alpha_ratio, "alpha_ratio", low=1e-9)
-    steps, restarts = positive_int(steps, "steps"), positive_int(restarts, "restarts")
+    eps_grid = sorted(as_tuple(default if opts.eps is None else opts.eps))
+    alpha_ratio, steps, restarts = opts.alpha_ratio, opts.steps, opts.restarts
     gen = generator(ctx)
     f = lambda x: model(ctx.data.normalize(x))  # noqa: E731  (the attacked function on [0, 1] images)
     bs = ctx.batch_size

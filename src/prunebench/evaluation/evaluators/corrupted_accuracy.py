@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from pydantic import Field, ValidationInfo, field_validator
 from torch import nn
 
 from prunebench.errors import UserError
-from prunebench.evaluation.base import EVALUATORS, EvalContext, predict_logits
+from prunebench.evaluation.base import EvalContext, predict_logits
 from prunebench.evaluation.corruptions import (
     CORRUPTIONS, SEVERITIES, benchmark_names, corrupted_split, heldout_names, ordered_names,
 )  # fmt: skip
 from prunebench.evaluation.corruptions.cache import split_key
 from prunebench.evaluation.corruptions.registry import check_severity
+from prunebench.evaluation.registry import EVALUATORS
+from prunebench.registry import Options
 
 
 def resolve_corruptions(spec: str | Iterable[str] | None) -> list[str]:
@@ -49,12 +52,34 @@ def resolve_severities(spec: int | Iterable[int] | None) -> list[int]:
     return sorted({check_severity(s) for s in sevs})
 
 
-@EVALUATORS.register("corruptions", needs_parent=False)
-def corruptions(model: nn.Module, ctx: EvalContext, corruptions: Any = None, severities: Any = None,
-                seed: int = 0) -> dict[str, Any]:
+def _listed(v: Any) -> Any:
+    """A tuple option value as a list (what the resolvers take); scalars and None unchanged."""
+    return list(v) if isinstance(v, tuple) else v
+
+
+class CorruptionsOptions(Options):
+    corruptions: str | tuple[str, ...] | None = Field(None, description="'all' (default), 'benchmark', 'heldout', "
+                                                      "or corruption names (prunebench list corruptions)")
+    severities: int | tuple[int, ...] | None = Field(None, description="severities 1..5 (default all five)")
+    seed: int = Field(0, description="seed of the corrupted test sets (independent of the model seed)")
+
+    @field_validator("corruptions", "severities")
+    @classmethod
+    def _resolvable(cls, v: Any, info: ValidationInfo) -> Any:
+        resolve = resolve_corruptions if info.field_name == "corruptions" else resolve_severities
+        try:
+            resolve(_listed(v))
+        except UserError as e:
+            raise ValueError(str(e)) from None
+        return v
+
+
+@EVALUATORS.register("corruptions", options=CorruptionsOptions, axis_label="severity", description=(
+    "Accuracy under common corruptions (CIFAR-10-C style, severities 1-5)."))
+def corruptions(model: nn.Module, ctx: EvalContext, opts: CorruptionsOptions) -> dict[str, Any]:
     """Accuracy on each corrupted copy of the test split; see the module docstring for the keys."""
-    names = resolve_corruptions(corruptions)
-    sevs = resolve_severities(severities)
+    names, sevs = resolve_corruptions(_listed(opts.corruptions)), resolve_severities(_listed(opts.severities))
+    seed = opts.seed
     split = ctx.test_split()
     key = split_key(split.x, ctx.data.info.name)
     metrics: dict[str, float] = {}
@@ -72,8 +97,8 @@ def corruptions(model: nn.Module, ctx: EvalContext, corruptions: Any = None, sev
             accs.append(acc)
         per_corruption[name] = sum(accs) / len(accs)
         metrics[f"acc/{name}"] = per_corruption[name]
-    bench = [per_corruption[n] for n in names if CORRUPTIONS.meta(n)["benchmark"]]
-    held = [per_corruption[n] for n in names if not CORRUPTIONS.meta(n)["benchmark"]]
+    bench = [per_corruption[n] for n in names if CORRUPTIONS.spec(n).benchmark]
+    held = [per_corruption[n] for n in names if not CORRUPTIONS.spec(n).benchmark]
     if bench:
         metrics["mean_acc"] = sum(bench) / len(bench)
     if held:

@@ -18,15 +18,18 @@
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from prunebench.errors import UserError
-from prunebench.evaluation._common import device_of, eval_mode, positive_int, test_images
-from prunebench.evaluation.base import EVALUATORS, EvalContext
+from prunebench.evaluation._common import device_of, eval_mode, test_images
+from prunebench.evaluation.base import EvalContext
+from prunebench.evaluation.registry import EVALUATORS
+from prunebench.registry import Options
 
 COND_CAP = 1e12  # condition numbers are capped (a zero singular value would give inf)
 
@@ -64,21 +67,25 @@ def _unpruned_grad_sq(model: nn.Module, params: list[nn.Parameter], grads: tuple
     return total
 
 
-@EVALUATORS.register("trainability", needs_parent=False)
-def trainability(model: nn.Module, ctx: EvalContext, n: int = 32, grad_batch: int = 256,
-                 space: str = "normalized", **options: Any) -> dict[str, float]:
+class TrainabilityOptions(Options):
+    n: int = Field(32, gt=0, description="test images for the Jacobian spectrum")
+    grad_batch: int = Field(256, gt=0, description="training images for the gradient norm, drawn with the seed")
+    space: Literal["normalized", "pixel"] = Field("normalized", description="Jacobian with respect to the "
+                                                  "normalized input or the [0, 1] image")
+
+
+@EVALUATORS.register(
+    "trainability", options=TrainabilityOptions,
+    panels=("jac_cond", "jac_sv_mean", "jac_isometry_dev", "grad_norm", "grad_norm_unpruned", "train_loss"),
+    description="Trainability of the pruned network: input-output Jacobian singular values and loss-gradient norm.")
+def trainability(model: nn.Module, ctx: EvalContext, opts: TrainabilityOptions) -> dict[str, float]:
     """Metrics: ``jac_sv_mean``, ``jac_sv_std_over_mean``, ``jac_cond`` (mean over images of
     max s / min s, capped at 1e12), ``jac_isometry_dev`` (mean (s - 1)^2), ``grad_norm``,
     ``grad_norm_unpruned``, ``train_loss`` (loss on the gradient batch).
-    Options: ``n`` (test images for the Jacobian, default 32), ``grad_batch`` (training images for the
-    gradient, default 256, drawn with ``ctx.seed``), ``space`` ("normalized" or "pixel").
     """
-    if options:
-        raise UserError(f"unknown option(s) {sorted(options)} for evaluator 'trainability'; it takes n, grad_batch, space")
-    if space not in ("normalized", "pixel"):
-        raise UserError(f"option 'space' must be 'normalized' or 'pixel', got {space!r}")
+    space = opts.space
     dev = device_of(ctx)
-    x01, _ = test_images(ctx, n)
+    x01, _ = test_images(ctx, opts.n)
     out: dict[str, float] = {}
     with eval_mode(model):
         sv = []
@@ -92,7 +99,7 @@ def trainability(model: nn.Module, ctx: EvalContext, n: int = 32, grad_batch: in
         if len(train) == 0:
             raise UserError("trainability needs training images for the gradient norm; load the dataset with its train split")
         gen = torch.Generator().manual_seed(int(ctx.seed))
-        idx = torch.randperm(len(train), generator=gen)[: positive_int(grad_batch, "grad_batch")]
+        idx = torch.randperm(len(train), generator=gen)[: opts.grad_batch]
         xb = ctx.data.normalize(train.x[idx].to(dev).float().div_(255.0))
         yb = train.y[idx].to(dev)
         params = [p for p in model.parameters() if p.requires_grad]

@@ -9,16 +9,17 @@ sum_c (p_c - 1[c = y])^2, in [0, 2].
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics.functional.classification import multiclass_calibration_error
 
-from prunebench.errors import UserError
-from prunebench.evaluation._common import device_of, eval_mode, positive_int, test_images
-from prunebench.evaluation.base import EVALUATORS, EvalContext, predict_logits
+from pydantic import Field
+
+from prunebench.evaluation._common import device_of, eval_mode, test_images
+from prunebench.evaluation.base import EvalContext, predict_logits
+from prunebench.evaluation.registry import EVALUATORS
+from prunebench.registry import Options
 
 
 def calibration_metrics(logits: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> dict[str, float]:
@@ -36,14 +37,18 @@ def calibration_metrics(logits: torch.Tensor, labels: torch.Tensor, n_bins: int 
     }
 
 
-@EVALUATORS.register("calibration", needs_parent=False)
-def calibration(model: nn.Module, ctx: EvalContext, n_bins: int = 15, **options: Any) -> dict[str, float]:
-    """Metrics: ``ece``, ``mce`` (15 equal-width bins by default; option ``n_bins``), ``nll``, ``brier``,
-    ``mean_confidence`` (mean max-softmax; above the accuracy means over-confident). Whole test split.
+class CalibrationOptions(Options):
+    n_bins: int = Field(15, gt=0, description="equal-width confidence bins of ECE / MCE")
+
+
+@EVALUATORS.register("calibration", options=CalibrationOptions, panels=("ece", "nll", "brier", "mean_confidence"),
+                     description="Does confidence match accuracy? ECE (15 bins, L1), NLL, Brier score, mean confidence.")
+def calibration(model: nn.Module, ctx: EvalContext, opts: CalibrationOptions) -> dict[str, float]:
+    """ECE and MCE (binned), NLL, Brier score and mean confidence on the test split.
+
+    ``mean_confidence`` is the mean max-softmax; above the accuracy means over-confident.
     """
-    if options:
-        raise UserError(f"unknown option(s) {sorted(options)} for evaluator 'calibration'; it takes n_bins")
     x01, y = test_images(ctx, None)
     with eval_mode(model):
         logits = predict_logits(model, x01, ctx.data, device_of(ctx), ctx.batch_size)
-    return calibration_metrics(logits, y, positive_int(n_bins, "n_bins"))
+    return calibration_metrics(logits, y, opts.n_bins)

@@ -30,11 +30,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from prunebench.errors import UserError
-from prunebench.evaluation._common import device_of, eval_mode, generator, positive_int, test_images
-from prunebench.evaluation.base import EVALUATORS, EvalContext, predict_logits
+from prunebench.evaluation._common import as_tuple, device_of, eval_mode, generator, test_images
+from prunebench.evaluation.base import EvalContext, predict_logits
+from prunebench.evaluation.registry import EVALUATORS
+from prunebench.registry import Options
 
 NOISE_SETS = ("gaussian", "uniform")
 
@@ -125,23 +128,27 @@ def _default_out(ctx: EvalContext) -> list[str]:
     return ["svhn", "cifar100", *NOISE_SETS]
 
 
-@EVALUATORS.register("ood", needs_parent=False)
-def ood(model: nn.Module, ctx: EvalContext, out: Any = None, roots: dict[str, str] | None = None,
-        n_out: int = 10000, **options: Any) -> dict[str, float]:
+class OodOptions(Options):
+    out: str | tuple[str, ...] | None = Field(None, description="out-distribution sets: gaussian, uniform or dataset "
+                                              "names; default by channel count (see prunebench.evaluation.evaluators.ood)")
+    roots: dict[str, str] | None = Field(None, description="{dataset name: folder} for dataset OoD sets")
+    n_out: int = Field(10000, gt=0, description="most images taken from a dataset OoD set (at most max_samples)")
+
+
+@EVALUATORS.register("ood", options=OodOptions, panels=("auroc/",), description=(
+    "Out-of-distribution detection from the network's own scores (MSP, energy): AUROC with "
+    "in-distribution as positive; 0.5 = chance."))
+def ood(model: nn.Module, ctx: EvalContext, opts: OodOptions) -> dict[str, float]:
     """OoD detection by MSP and energy, test split vs. each set in ``out`` (see module docstring).
 
     Metrics per set S and score s in {msp, energy}: ``auroc/<s>-<S>``, ``aupr/<s>-<S>`` (in positive),
     ``fpr95/<s>-<S>``. Sets of a different image size or channel count are resized (bilinear) /
     converted (channel mean or repetition) first, with a warning.
-    Options: ``out`` (list of names), ``roots`` ({name: folder} for dataset files), ``n_out`` (most
-    images taken from a dataset OoD set, default 10000, at most ``ctx.max_samples`` when that is set).
     """
-    if options:
-        raise UserError(f"unknown option(s) {sorted(options)} for evaluator 'ood'; it takes out, roots, n_out")
-    explicit = out is not None
-    names = ([out] if isinstance(out, str) else list(out)) if explicit else _default_out(ctx)
-    roots = dict(roots or {})
-    n_out = positive_int(n_out, "n_out")
+    explicit = opts.out is not None
+    names = list(as_tuple(opts.out)) if explicit else _default_out(ctx)
+    roots = dict(opts.roots or {})
+    n_out = opts.n_out
     if ctx.max_samples:  # quick runs shrink the OoD sets too
         n_out = min(n_out, ctx.max_samples)
     x_in, _ = test_images(ctx, None)

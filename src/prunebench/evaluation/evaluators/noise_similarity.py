@@ -19,13 +19,13 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from prunebench.errors import UserError
-from prunebench.evaluation._common import (
-    device_of, eval_mode, float_list, generator, num_key, positive_int, test_images,
-)
-from prunebench.evaluation.base import EVALUATORS, EvalContext
+from prunebench.evaluation._common import NonNegFloats, as_tuple, device_of, eval_mode, generator, num_key, test_images
+from prunebench.evaluation.base import EvalContext
+from prunebench.evaluation.registry import EVALUATORS, ParamPlot
+from prunebench.registry import Options
 
 DEFAULT_EPS = tuple(0.7 * i / 14 for i in range(15))  # linspace(0, 0.7, 15)
 
@@ -38,10 +38,27 @@ def _compare(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return match, sm, lg
 
 
-@EVALUATORS.register("noise-similarity", needs_parent=True)
+class NoiseSimilarityOptions(Options):
+    n: int = Field(1000, gt=0, description="first test images")
+    draws: int = Field(100, gt=0, description="noise draws per image")
+    eps: NonNegFloats = Field(DEFAULT_EPS, description="noise levels (uniform noise U[-eps, eps] on the normalized "
+                                                       "input); default linspace(0, 0.7, 15)")
+    batch_rows: int | None = Field(None, gt=0, description="rows per forward pass, at least draws; default the "
+                                                           "inference batch size, at most 500 on CPU")
+
+
+@EVALUATORS.register(
+    "noise-similarity", options=NoiseSimilarityOptions, needs_parent=True, axis_label="eps", panels=(),
+    check_options={"n": 1000, "draws": 5, "eps": [0.1, 0.2, 0.3]},
+    param_plots=(ParamPlot("match", "matching labels", "Fraction of noisy inputs where the pruned network's label "
+                           "matches the parent's, vs eps; one line per prune ratio (lighter = more pruned)."),
+                 ParamPlot("softmax_l2", "‖softmax diff‖₂", "L2 norm of the softmax difference to the parent vs eps.")),
+    description="Agreement with the parent under uniform input noise U[-eps, eps] on the normalized input "
+                "(Lost in Pruning): matching labels (fraction of inputs whose argmax equals the parent's) and "
+                "accuracy per eps. The dotted grey line is a separately trained network of the same "
+                "architecture compared with the same parent, where reported.")
 @torch.no_grad()
-def noise_similarity(model: nn.Module, ctx: EvalContext, n: int = 1000, draws: int = 100,
-                     eps: Any = DEFAULT_EPS, batch_rows: int | None = None, **options: Any) -> dict[str, Any]:
+def noise_similarity(model: nn.Module, ctx: EvalContext, opts: NoiseSimilarityOptions) -> dict[str, Any]:
     """Agreement with the parent under input noise, per eps (keys use ``num_key(eps)``, e.g. ``0.05``).
 
     Metrics per eps: ``match/<eps>`` (fraction of (image, draw) pairs with the parent's argmax),
@@ -51,22 +68,15 @@ def noise_similarity(model: nn.Module, ctx: EvalContext, n: int = 1000, draws: i
     (image, draw) in ``agree/noise-<eps>``, the baseline's in ``baseline_agree/noise-<eps>``), ``parent_acc/<eps>``; with
     ``ctx.baseline``: ``baseline_match/<eps>``, ``baseline_softmax_l2/<eps>``, ``baseline_logit_l2/<eps>``
     (baseline vs. the same parent) and ``baseline_acc/<eps>``.
-    Options: ``n`` images (default 1000, the first of the test split), ``draws`` per image (default
-    100; fewer for quick runs), ``eps`` (list; default linspace(0, 0.7, 15)), ``batch_rows``
-    (rows per forward pass, at least ``draws``; default ctx.batch_size, at most 500 on CPU).
     """
-    if options:
-        raise UserError(f"unknown option(s) {sorted(options)} for evaluator 'noise-similarity'; "
-                        "it takes n, draws, eps, batch_rows")
     parent = ctx.require_parent("noise-similarity")
     baseline = ctx.baseline
-    draws = positive_int(draws, "draws")
-    eps_grid = float_list(eps, "eps")
-    x01, y = test_images(ctx, n)
+    draws, eps_grid, batch_rows = opts.draws, as_tuple(opts.eps), opts.batch_rows
+    x01, y = test_images(ctx, opts.n)
     dev = device_of(ctx)
     if batch_rows is None:  # small conv nets run ~1.5x faster per image on CPU in cache-sized batches
         batch_rows = min(ctx.batch_size, 500) if dev.type == "cpu" else ctx.batch_size
-    rows = max(positive_int(batch_rows, "batch_rows"), draws)
+    rows = max(batch_rows, draws)
     gen = generator(ctx)
     out: dict[str, Any] = {}
     with eval_mode(model, parent, baseline):
