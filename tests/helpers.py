@@ -48,3 +48,14 @@ def nested_outcomes(rows, n: int = 10_000) -> dict:
                 correct[: int(round(float(v) * n))] = True
                 out.setdefault(r["model_key"], {})[f"correct/{parts[2]}"] = correct
     return out
+
+
+def devices() -> list[str]:
+    """Devices for device-parametrized tests: cpu, plus cuda when present; PRUNEBENCH_TEST_DEVICES=cpu,cuda
+    overrides (scripts/gpu_check.sh)."""
+    import os
+
+    env = os.environ.get("PRUNEBENCH_TEST_DEVICES")
+    if env:
+        return sorted({"cpu", *(d.strip() for d in env.split(",") if d.strip())})
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

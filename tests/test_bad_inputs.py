@@ -119,6 +119,20 @@ def snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:
 
 
 W = "{w}"  # placeholder for the world folder in the case table
+
+
+def npz_case(name: str, file: str, needle: str) -> tuple[str, list[str], str]:
+    """The case ``train-npz-<name>``: train on the world's npz file ``file``, refused with ``needle``."""
+    return f"train-npz-{name}", ["train", "--model", "lenet5", "--data", "npz", "--data-root", f"{W}/{file}"], needle
+
+
+def prune_case(name: str, ck: str, needle: str, *extra: str, method: str = "wt", ratio: str = "0.5",
+               out: str = "p") -> tuple[str, list[str], str]:
+    """The case ``prune-<name>``: prune the world's checkpoint ``<ck>.safetensors``, refused with ``needle``."""
+    return (f"prune-{name}", ["prune", f"{W}/{ck}.safetensors", "--method", method, "--ratio", ratio, *extra, "--out", out],
+            needle)
+
+
 CASES = [
     # ---- train
     ("train-unknown-model", ["train", "--model", "lenet6", "--data", "fashion-mnist"], "unknown model 'lenet6'"),
@@ -141,57 +155,35 @@ CASES = [
     ("train-out-sibling-folder", ["train", "--model", "lenet5", "--data", "fashion-mnist", "--out", f"{W}/ck"],
      "is an existing folder"),
     ("train-npz-no-root", ["train", "--model", "lenet5", "--data", "npz"], "--data-root FILE.npz"),
-    ("train-npz-random-bytes", ["train", "--model", "lenet5", "--data", "npz", "--data-root", f"{W}/random.npz"],
-     "not an .npz archive"),
-    ("train-npz-labels-1000", ["train", "--model", "lenet5", "--data", "npz", "--data-root", f"{W}/labels1000.npz"],
-     "1010-class model"),
-    ("train-npz-float", ["train", "--model", "lenet5", "--data", "npz", "--data-root", f"{W}/float.npz"], "must be uint8"),
-    ("train-npz-negative", ["train", "--model", "lenet5", "--data", "npz", "--data-root", f"{W}/negative.npz"],
-     "negative labels"),
-    ("train-npz-mismatch", ["train", "--model", "lenet5", "--data", "npz", "--data-root", f"{W}/mismatch.npz"],
-     "one label per image"),
-    ("train-npz-objects", ["train", "--model", "lenet5", "--data", "npz", "--data-root", f"{W}/objects.npz"],
-     "classes must be a 1-D array of strings"),
-    ("train-npz-missing-keys", ["train", "--model", "lenet5", "--data", "npz", "--data-root", f"{W}/missing.npz"], "lacks"),
-    ("train-npz-is-npy", ["train", "--model", "lenet5", "--data", "npz", "--data-root", f"{W}/single.npz"],
-     "single .npy array"),
-    ("train-npz-folder", ["train", "--model", "lenet5", "--data", "npz", "--data-root", f"{W}/npz-folder"], "is a folder"),
-    ("train-npz-not-found", ["train", "--model", "lenet5", "--data", "npz", "--data-root", f"{W}/nope.npz"], "not found"),
+    npz_case("random-bytes", "random.npz", "not an .npz archive"),
+    npz_case("labels-1000", "labels1000.npz", "1010-class model"),
+    npz_case("float", "float.npz", "must be uint8"),
+    npz_case("negative", "negative.npz", "negative labels"),
+    npz_case("mismatch", "mismatch.npz", "one label per image"),
+    npz_case("objects", "objects.npz", "classes must be a 1-D array of strings"),
+    npz_case("missing-keys", "missing.npz", "lacks"),
+    npz_case("is-npy", "single.npz", "single .npy array"),
+    npz_case("folder", "npz-folder", "is a folder"),
+    npz_case("not-found", "nope.npz", "not found"),
     # ---- prune
-    ("prune-missing", ["prune", f"{W}/nope.safetensors", "--method", "wt", "--ratio", "0.5", "--out", "p"], "not found"),
-    ("prune-unknown-method", ["prune", f"{W}/ck.safetensors", "--method", "nosuch", "--ratio", "0.5", "--out", "p"],
-     "unknown pruning method"),
-    ("prune-ratio-one", ["prune", f"{W}/ck.safetensors", "--method", "wt", "--ratio", "1.0", "--out", "p"],
-     "prune ratio must be in [0, 1)"),
-    ("prune-ratio-negative", ["prune", f"{W}/ck.safetensors", "--method", "wt", "--ratio", "-0.1", "--out", "p"],
-     "prune ratio must be in [0, 1)"),
-    ("prune-ratio-nan", ["prune", f"{W}/ck.safetensors", "--method", "wt", "--ratio", "nan", "--out", "p"],
-     "--ratio must be a finite"),
-    ("prune-unknown-option", ["prune", f"{W}/ck.safetensors", "--method", "ft", "--ratio", "0.5", "--option", "bogus=1",
-                              "--out", "p"], "unknown option 'bogus'"),
-    ("prune-option-no-value", ["prune", f"{W}/ck.safetensors", "--method", "ft", "--ratio", "0.5", "--option", "round_to",
-                               "--out", "p"], "expects KEY=VALUE"),
-    ("prune-negative-retrain", ["prune", f"{W}/ck.safetensors", "--method", "wt", "--ratio", "0.5", "--retrain-epochs",
-                                "-1", "--out", "p"], "--retrain-epochs"),
-    ("prune-out-under-file", ["prune", f"{W}/ck.safetensors", "--method", "wt", "--ratio", "0.5", "--out",
-                              f"{W}/a-file/p"], "is a file, not a folder"),
-    ("prune-out-unwritable", ["prune", f"{W}/ck.safetensors", "--method", "wt", "--ratio", "0.5", "--out", UNWRITABLE],
-     "cannot write"),
-    ("prune-out-is-folder", ["prune", f"{W}/ck.safetensors", "--method", "wt", "--ratio", "0.5", "--out",
-                             f"{W}/a-folder"], "is an existing folder"),
-    ("prune-other-model-sidecar", ["prune", f"{W}/other-model.safetensors", "--method", "wt", "--ratio", "0.5",
-                                   "--out", "p"], "does not fit model 'resnet20'"),
-    ("prune-classes-edited", ["prune", f"{W}/classes-edited.safetensors", "--method", "wt", "--ratio", "0.5",
-                              "--out", "p"], "num_classes=12"),
-    ("prune-shapes-edited", ["prune", f"{W}/shapes-edited.safetensors", "--method", "wt", "--ratio", "0.5", "--out", "p"],
-     "'shapes' disagree"),
-    ("prune-truncated", ["prune", f"{W}/truncated.safetensors", "--method", "wt", "--ratio", "0.5", "--out", "p"],
-     "corrupt or truncated"),
-    ("prune-random-bytes", ["prune", f"{W}/random.safetensors", "--method", "wt", "--ratio", "0.5", "--out", "p"],
-     "corrupt or truncated"),
-    ("prune-empty-file", ["prune", f"{W}/empty.safetensors", "--method", "wt", "--ratio", "0.5", "--out", "p"], "is empty"),
-    ("prune-foreign-safetensors", ["prune", f"{W}/foreign.safetensors", "--method", "wt", "--ratio", "0.5", "--out", "p"],
-     "holds no prunebench metadata"),
+    prune_case("missing", "nope", "not found"),
+    prune_case("unknown-method", "ck", "unknown pruning method", method="nosuch"),
+    prune_case("ratio-one", "ck", "prune ratio must be in [0, 1)", ratio="1.0"),
+    prune_case("ratio-negative", "ck", "prune ratio must be in [0, 1)", ratio="-0.1"),
+    prune_case("ratio-nan", "ck", "--ratio must be a finite", ratio="nan"),
+    prune_case("unknown-option", "ck", "unknown option 'bogus'", "--option", "bogus=1", method="ft"),
+    prune_case("option-no-value", "ck", "expects KEY=VALUE", "--option", "round_to", method="ft"),
+    prune_case("negative-retrain", "ck", "--retrain-epochs", "--retrain-epochs", "-1"),
+    prune_case("out-under-file", "ck", "is a file, not a folder", out=f"{W}/a-file/p"),
+    prune_case("out-unwritable", "ck", "cannot write", out=UNWRITABLE),
+    prune_case("out-is-folder", "ck", "is an existing folder", out=f"{W}/a-folder"),
+    prune_case("other-model-sidecar", "other-model", "does not fit model 'resnet20'"),
+    prune_case("classes-edited", "classes-edited", "num_classes=12"),
+    prune_case("shapes-edited", "shapes-edited", "'shapes' disagree"),
+    prune_case("truncated", "truncated", "corrupt or truncated"),
+    prune_case("random-bytes", "random", "corrupt or truncated"),
+    prune_case("empty-file", "empty", "is empty"),
+    prune_case("foreign-safetensors", "foreign", "holds no prunebench metadata"),
     # ---- evaluate
     ("evaluate-missing", ["evaluate", f"{W}/nope.safetensors"], "checkpoint not found"),
     ("evaluate-limit-zero", ["evaluate", f"{W}/ck.safetensors", "--limit", "0"], "--limit must be a positive"),

@@ -15,6 +15,8 @@ from prunebench.data.mnist import FASHION_MD5
 from prunebench.data.split import validation_indices
 from prunebench.errors import UserError
 
+from helpers import devices
+
 FASHION_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 
 
@@ -162,16 +164,7 @@ def test_augmentation_crop_and_flip(fmnist) -> None:
     assert matched == 40 and 5 < flipped < 35
 
 
-def _devices() -> list[str]:
-    import os
-
-    env = os.environ.get("PRUNEBENCH_TEST_DEVICES")
-    if env:
-        return sorted({"cpu", *(d.strip() for d in env.split(",") if d.strip())})
-    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-@pytest.mark.parametrize("device", _devices())
+@pytest.mark.parametrize("device", devices())
 def test_loader_on_device_same_batches_as_cpu(fmnist, device: str) -> None:
     """The device-resident loader yields the same (normalized) batches on ``device`` as on the CPU."""
     ref = list(DeviceLoader(fmnist.test.subset(slice(0, 500)), fmnist.info, 128, train=False, device="cpu"))

@@ -18,6 +18,8 @@ from prunebench.store import ResultStore, config_hash, load_checkpoint, read_met
 from prunebench.store.checkpoint import META_KEY
 from prunebench.store.results import inspect_store
 
+from helpers import devices
+
 KW = {"in_channels": 1, "num_classes": 10, "image_size": 28}
 
 
@@ -243,17 +245,7 @@ def test_busy_store_is_reported_as_busy(tmp_path: Path) -> None:
         assert len(store) == 0
 
 
-def _devices() -> list[str]:
-    """cpu, plus cuda when present; PRUNEBENCH_TEST_DEVICES=cpu,cuda overrides (scripts/gpu_check.sh)."""
-    import os
-
-    env = os.environ.get("PRUNEBENCH_TEST_DEVICES")
-    if env:
-        return sorted({"cpu", *(d.strip() for d in env.split(",") if d.strip())})
-    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-@pytest.mark.parametrize("device", _devices())
+@pytest.mark.parametrize("device", devices())
 def test_checkpoint_round_trip_on_device(tmp_path: Path, device: str) -> None:
     """A model (with masks) saved from ``device`` loads on ``device`` and on the CPU with the same outputs."""
     torch.manual_seed(0)

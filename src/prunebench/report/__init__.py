@@ -35,10 +35,12 @@ def _delta_from(config: Mapping[str, Any] | None) -> float:
 def render_report(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, *, config_text: str | None = None,
                   delta: float | None = None, n_boot: int = 1000, seed: int = 0, title: str | None = None,
                   outcomes: Mapping[str, Any] | None = None, num_classes: int | None = None,
-                  confidence: float = 0.95) -> tuple[Path, Path]:
+                  confidence: float = 0.95, failures: Sequence[Any] = (), pending: int = 0) -> tuple[Path, Path]:
     """Analyse ``rows`` and write ``report.html`` + ``summary.md`` into ``out_dir``; returns both paths.
 
     Also writes ``prune_potential.txt``, the plain-text prune-potential table (``prunebench report`` prints it).
+    ``failures`` (:func:`prunebench.study.rundir.cell_failures`) and ``pending`` (``pending_cells``) put an
+    "Incomplete study" section first: what failed, why, what to do.
     """
     from prunebench.report.html import render_html
     from prunebench.report.sections import build_document
@@ -53,7 +55,7 @@ def render_report(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, *, con
     config = config if isinstance(config, Mapping) else None
     delta = _delta_from(config) if delta is None else float(delta)
     an = analyze(list(rows), outcomes, delta, level=confidence, n_boot=n_boot, seed=seed, num_classes=num_classes)
-    doc = build_document(list(rows), an, title or str(out), config, config_text)
+    doc = build_document(list(rows), an, title or str(out), config, config_text, failures, pending)
     subtitle = (f"generated {time.strftime('%Y-%m-%d %H:%M')} | delta = {100 * delta:g}% | confidence "
                 f"{100 * an.level:g}% | {len(rows)} model rows")
     html_path, md_path = out / HTML_NAME, out / MD_NAME
@@ -70,17 +72,24 @@ def write_report(run_dir: str | Path, *, delta: float | None = None, n_boot: int
     if not run.is_dir() or not (run / RESULTS_FILE).is_file():
         raise UserError(f"{run} is not a prunebench run directory (no {RESULTS_FILE}); pass the folder `prunebench run` wrote")
     from prunebench.study.results import load_outcomes, load_results
+    from prunebench.study.rundir import cell_failures, pending_cells
 
     rows = load_results(run)
     outcomes = load_outcomes(run)
     if hasattr(rows, "to_dict"):  # a DataFrame when pandas is around
         rows = rows.to_dict("records")
+    failures = cell_failures(run)
     if not rows:
+        if failures:
+            f = failures[0]
+            raise UserError(f"{run} holds no finished model results: {len(failures)} cell(s) failed or are blocked, "
+                            f"first {f.describe()}: {f.error}; {f.hint}")
         raise UserError(f"{run} holds no finished model results yet; run the study first (prunebench run)")
     cfg = run / CONFIG_FILE
     config_text = cfg.read_text(encoding="utf-8") if cfg.is_file() else None
     return render_report(rows, run, config_text=config_text, delta=delta, n_boot=n_boot, seed=seed, title=str(run),
-                         outcomes=outcomes, num_classes=_num_classes(run), confidence=confidence)
+                         outcomes=outcomes, num_classes=_num_classes(run), confidence=confidence,
+                         failures=failures, pending=pending_cells(run))
 
 
 def _num_classes(run: Path) -> int | None:

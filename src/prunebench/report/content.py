@@ -24,7 +24,7 @@ MAX_PANELS = 16
 @dataclass
 class Text:
     text: str
-    style: str = "p"  # p | note | finding | finding fails | finding open (an HTML class)
+    style: str = "p"  # p | note | alert | finding | finding fails | finding open (an HTML class)
 
 
 @dataclass
@@ -35,6 +35,7 @@ class Table:
     shade: dict[tuple[int, int], float] = field(default_factory=dict)  # (row, col) -> 0..1 cell shading (HTML)
     collapsed: bool = False  # long tables go into a <details> element
     muted: set[int] = field(default_factory=set)  # rows shown greyed out (HTML class "flagged"), e.g. flagged distributions
+    wrap: bool = False  # long text cells (e.g. error messages) wrap instead of widening the table (HTML)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Section:
     anchor: str
     title: str
     blocks: list[Any] = field(default_factory=list)
+    alert: bool = False  # shown as a warning (HTML class "alert"), e.g. an incomplete study
 
 
 @dataclass

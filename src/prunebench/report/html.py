@@ -24,6 +24,10 @@ p.finding { background: #eef6ee; border-left: 5px solid #2e7d32; padding: 10px 1
 p.finding.fails { background: #fdeeee; border-left-color: #c62828; }
 p.finding.open { background: #fff7e0; border-left-color: #e0a000; }
 p.note { color: var(--muted); font-size: 13px; }
+p.alert { background: #fdeeee; border-left: 5px solid #c62828; padding: 10px 14px; font-size: 16px; font-weight: 600; }
+section.alert h2 { color: #c62828; border-bottom-color: #c62828; }
+table.wrap td { white-space: normal; max-width: 520px; overflow-wrap: break-word; }
+table.wrap td, table.wrap th { text-align: left; }
 tr.flagged td { color: #9aa0aa; background: #f3f3f3 !important; font-style: italic; }
 figure { margin: 14px 0 18px; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; }
@@ -55,7 +59,8 @@ def _table(t: Table) -> str:
             text = "" if _NUMERIC.match(c) else ' class="t"'  # words left-aligned, numbers right-aligned
             cells.append(f"<td{style}{text}>{escape(c)}</td>")
         body.append(('<tr class="flagged">' if i in t.muted else "<tr>") + "".join(cells) + "</tr>")
-    html = f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+    cls = ' class="wrap"' if t.wrap else ""
+    html = f'<div class="scroll"><table{cls}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
     cap = f'<div class="caption">{escape(t.caption)}</div>' if t.caption else ""
     if t.collapsed:
         return f"<details><summary>{escape(t.caption or 'table')} ({len(t.rows)} rows)</summary>{html}</details>"
@@ -76,7 +81,8 @@ def _block(b: object) -> str:
 
 
 def _section(s: Section) -> str:
-    return f'<section id="{escape(s.anchor)}"><h2>{escape(s.title)}</h2>' + "".join(_block(b) for b in s.blocks) + "</section>"
+    cls = ' class="alert"' if s.alert else ""
+    return f'<section id="{escape(s.anchor)}"{cls}><h2>{escape(s.title)}</h2>' + "".join(_block(b) for b in s.blocks) + "</section>"
 
 
 def render_html(doc: Document, subtitle: str = "") -> str:

@@ -1,8 +1,9 @@
-"""The sections of the study report: overview and finding, prune potential, accuracy, excess error,
-model cost, one section per evaluator present, and the resolved configuration."""
+"""The sections of the study report: failed / blocked / pending cells (only for an incomplete study),
+overview and finding, prune potential, accuracy, excess error, model cost, one section per evaluator
+present, and the resolved configuration."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from prunebench.report.content import (
     level, mean_getter, metric_keys, pct, pp_param_panels, pp_table, signed,
 )
 from prunebench import analysis as A
+
+if TYPE_CHECKING:
+    from prunebench.study.rundir import CellFailure
 
 Row = Mapping[str, Any]
 
@@ -42,7 +46,51 @@ CURATED = {  # which non-accuracy metrics get a panel (prefix match); others: ev
 MAX_METRIC_PANELS = 12
 
 
-def overview(rows: Sequence[Row], an: A.Analysis, run_dir: str, config: Mapping | None) -> Section:
+def missing_methods(failures: Sequence[CellFailure], an: A.Analysis) -> list[str]:
+    """Methods with failed or blocked cells and no result row at all (absent from every table and figure)."""
+    named = (str(f.labels.get("method")) for f in failures if f.labels.get("method") not in (None, "parent"))
+    return [m for m in dict.fromkeys(named) if m not in an.methods]
+
+
+def _failed_what(f: CellFailure) -> str:
+    """'parent', 'wt @ 50%' or 'calibration of wt @ 50%' from a failed cell's labels."""
+    method, ratio = str(f.labels.get("method", "?")), f.labels.get("target_ratio")
+    model = method + (f" @ {100 * ratio:g}%" if isinstance(ratio, (int, float)) and method != "parent" else "")
+    return f"{f.labels.get('evaluator', '?')} of {model}" if f.kind == "eval" else model
+
+
+def incomplete_section(failures: Sequence[CellFailure], pending: int, run_dir: str,
+                       missing: Sequence[str]) -> Section | None:
+    """What did not finish, why, and what to do; None for a complete study. ``failures`` and ``pending`` are
+    :func:`prunebench.study.rundir.cell_failures` and :func:`~prunebench.study.rundir.pending_cells`."""
+    n_failed = sum(f.status == "failed" for f in failures)
+    n_blocked = len(failures) - n_failed
+    n_pending = max(pending - len(failures), 0)  # pending_cells counts failed and blocked cells too
+    if not failures and not n_pending:
+        return None
+    blocks: list[Any] = [Text(f"Incomplete study: {n_failed} cell(s) failed, {n_blocked} blocked, {n_pending} pending. "
+                              "Everything below covers the finished cells only.", "alert")]
+    if missing:
+        blocks.append(Text(f"No results for method(s) {', '.join(missing)}: every cell of theirs failed or is blocked, "
+                           "so they appear in no table or figure below.", "alert"))
+    if failures:
+        body = [[f.kind, _failed_what(f), str(f.labels.get("rep", "-")), f.status, f.error, f.hint, f.key]
+                for f in failures]
+        blocks.append(Table(["cell", "method / ratio or evaluator", "rep", "status", "error", "what to do", "key"], body,
+                            "Failed cells raised the error shown (full traceback: metrics.traceback in results.sqlite); "
+                            "blocked cells did not run because an input cell failed", collapsed=len(body) > 40, wrap=True))
+    if n_pending:
+        blocks.append(Text(f"{n_pending} cell(s) have not run yet: the run was stopped, or is still in progress."))
+    blocks.append(Text(f"What to do: fix the cause given per cell, then rerun the study into the same directory, e.g. "
+                       f"`prunebench run {run_dir}/config.yaml --out {run_dir}` (or your edited config with --out "
+                       f"{run_dir}): finished cells are reused; failed, blocked and pending cells run again. "
+                       f"`prunebench report {run_dir}` exits 1 until the study is complete; pass --allow-incomplete "
+                       "to make it exit 0."))
+    return Section("incomplete", "Incomplete study", blocks, alert=True)
+
+
+def overview(rows: Sequence[Row], an: A.Analysis, run_dir: str, config: Mapping | None,
+             missing: Sequence[str] = ()) -> Section:
     parents = [r for r in rows if r.get("kind") == "parent"]
     pruned = [r for r in rows if r.get("kind") == "pruned"]
     reps = sorted({str(r.get("rep")) for r in rows})
@@ -51,7 +99,9 @@ def overview(rows: Sequence[Row], an: A.Analysis, run_dir: str, config: Mapping 
     what = ", ".join(f"{k} {v}" for k, v in named.items() if isinstance(v, (str, int, float)))
     blocks: list[Any] = [Text(
         f"Run {run_dir}: {len(parents)} parent and {len(pruned)} pruned model(s), {len(reps)} repetition(s), "
-        f"methods {', '.join(an.methods) or 'none'}, {len(an.distributions)} test distribution(s)"
+        f"methods {', '.join(an.methods) or 'none'}"
+        + (f" (no results for {', '.join(missing)}: see Incomplete study)" if missing else "")
+        + f", {len(an.distributions)} test distribution(s)"
         + (f"; {what}" if what else "") + f". Prune-potential tolerance delta = {pct(an.delta)}%.")]
     blocks.extend(finding_blocks(an))
     if an.methods:
@@ -216,9 +266,14 @@ def config_section(config_text: str | None) -> Section:
     return Section("config", "Configuration", [Code(config_text, "config.yaml (the resolved study configuration)")])
 
 
-def build_document(rows: Sequence[Row], an: A.Analysis, run_dir: str, config: Mapping | None, config_text: str | None) -> Document:
+def build_document(rows: Sequence[Row], an: A.Analysis, run_dir: str, config: Mapping | None, config_text: str | None,
+                   failures: Sequence[CellFailure] = (), pending: int = 0) -> Document:
+    """All sections; an incomplete study (failed / blocked / pending cells) gets the "Incomplete study" one first."""
     colors = P.method_colors(an.methods)
-    sections = [overview(rows, an, run_dir, config), decisions_section(an), prune_potential_section(an, colors),
+    missing = missing_methods(failures, an)
+    incomplete = incomplete_section(failures, pending, run_dir, missing)
+    sections = [incomplete] if incomplete else []
+    sections += [overview(rows, an, run_dir, config, missing), decisions_section(an), prune_potential_section(an, colors),
                 accuracy_section(rows, an, colors), excess_section(an, colors),
                 Section("cost", "Model size and cost", [cost_summary(rows), cost_rows(rows)])]
     for ev, keys in metric_keys(rows).items():

@@ -31,7 +31,7 @@ def render_markdown(doc: Document, subtitle: str = "") -> str:
         lines += [f"## {s.title}", ""]
         for b in s.blocks:
             if isinstance(b, Text):
-                text = f"**{b.text}**" if b.style.startswith("finding") else f"_{b.text}_" if b.style == "note" else b.text
+                text = f"**{b.text}**" if b.style.startswith(("finding", "alert")) else f"_{b.text}_" if b.style == "note" else b.text
                 lines += [text, ""]
             elif isinstance(b, Table):
                 lines += _table(b)
