@@ -40,10 +40,15 @@ if TYPE_CHECKING:
 EXAMPLE = ("examples:\n  prunebench check pruned.safetensors --parent parent.safetensors\n"
            "  prunebench check pruned.safetensors --parent parent.safetensors --suite corruptions --delta 0.01\n"
            "  prunebench check pruned.safetensors --parent parent.safetensors --suite nominal --limit 2000")
-DEFAULT_SUITE: dict[str, dict[str, Any]] = {
-    "noise-similarity": {"n": 1000, "draws": 5, "eps": [0.1, 0.2, 0.3]},
-    "adversarial": {"n": 1000, "attacks": ["fgsm"]},
-}
+
+
+def default_suite() -> dict[str, dict[str, Any]]:
+    """Evaluator -> options of the default check: the evaluators that always run, then every evaluator whose
+    spec gives cheap ``check_options`` (noise-similarity and adversarial among the built-in ones)."""
+    from prunebench.evaluation.registry import EVALUATORS, always_run
+
+    cheap = {s.name: dict(s.check_options) for s in EVALUATORS.specs() if s.check_options is not None}
+    return {**{name: cheap.get(name, {}) for name in always_run()}, **cheap}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,8 +57,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("pruned", metavar="PRUNED", help="the pruned checkpoint (.safetensors written by prunebench)")
     p.add_argument("--parent", required=True, help="the parent (unpruned) checkpoint to compare against")
     p.add_argument("--delta", type=float, default=0.005, help="tolerated error increase per distribution (default 0.005)")
-    p.add_argument("--suite", help="comma-separated evaluators (prunebench list evaluators); default: "
-                                   + ", ".join(["nominal", *DEFAULT_SUITE]) + " (cheap settings)")
+    p.add_argument("--suite", help="comma-separated evaluators (prunebench list evaluators); default: nominal and "
+                                   "the evaluators with check_options in that list, at those cheap settings")
     p.add_argument("--data", help="dataset to evaluate on (default: the one the checkpoints were trained on)")
     p.add_argument("--data-root", help="folder holding the dataset")
     p.add_argument("--limit", type=int, help="evaluate on the first N test images only")
@@ -74,14 +79,17 @@ def _apply_masks(ckpt: Any) -> None:
 
 
 def _suite(text: str | None) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    from prunebench.evaluation.registry import always_run
+
     if text is None:
-        return ["nominal", *DEFAULT_SUITE], {k: dict(v) for k, v in DEFAULT_SUITE.items()}
+        default = default_suite()
+        return list(default), default
     names = split_list(text)
     if not names:
         from prunebench.errors import UserError
 
         raise UserError("--suite is empty; name evaluators, e.g. --suite nominal,noise-similarity (prunebench list evaluators)")
-    return list(dict.fromkeys(["nominal", *names])), {}
+    return list(dict.fromkeys([*always_run(), *names])), {}
 
 
 def format_table(result: GateResult) -> str:
@@ -168,4 +176,4 @@ def run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-__all__ = ["DEFAULT_SUITE", "format_table"]
+__all__ = ["default_suite", "format_table"]

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from dataclasses import fields, is_dataclass
+from typing import Any
 
 REGISTRIES = {
     "models": ("prunebench.models", "MODELS"),
@@ -23,8 +25,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     module, attr = REGISTRIES[args.what]
     registry = getattr(importlib.import_module(module), attr)
-    for name in registry.names():
-        meta = registry.meta(name)
-        extra = "  ".join(f"{k}={v}" for k, v in meta.items())
-        print(f"{name:24s} {extra}".rstrip())
+    for spec in registry.specs():
+        meta = {k: v for k, v in spec.metadata().items() if v is not None and v != ()}
+        prose = {k: meta.pop(k) for k in list(meta) if isinstance(meta[k], str) and " " in meta[k]}
+        extra = "  ".join(f"{k}={_show(v)}" for k, v in meta.items())
+        opts = spec.options_help()
+        print(f"{spec.name:24s} {extra}".rstrip() + (f"\n{'':24s} options: {opts}" if opts != "none" else ""))
+        for key, text in prose.items():  # descriptions: on their own line
+            print(f"{'':24s} {key}: {text}")
     return 0
+
+
+def _show(value: Any) -> str:
+    """A metadata value in one short word: a dataclass by its first field, a list comma-separated."""
+    if is_dataclass(value):
+        return _show(getattr(value, fields(value)[0].name))
+    if isinstance(value, (tuple, list)):
+        return ",".join(_show(v) for v in value)
+    return str(value)

@@ -14,35 +14,13 @@ from prunebench.report.content import (
     level, mean_getter, metric_keys, pct, pp_param_panels, pp_table, signed,
 )
 from prunebench import analysis as A
+from prunebench.evaluation.registry import EVALUATORS, EvaluatorSpec
 
 if TYPE_CHECKING:
     from prunebench.study.rundir import CellFailure
 
 Row = Mapping[str, Any]
 
-DESCRIPTIONS = {
-    "corruptions": "Accuracy under common corruptions (CIFAR-10-C style, severities 1-5).",
-    "noise-similarity": "Agreement with the parent under uniform input noise U[-eps, eps] on the normalized input "
-                        "(Lost in Pruning): matching labels (fraction of inputs whose argmax equals the parent's) and "
-                        "accuracy per eps. The dotted grey line is a separately trained network of the same "
-                        "architecture compared with the same parent, where reported.",
-    "adversarial": "Robust accuracy under L-inf FGSM / PGD attacks in [0, 1] pixel space, per eps.",
-    "ood": "Out-of-distribution detection from the network's own scores (MSP, energy): AUROC with "
-           "in-distribution as positive; 0.5 = chance.",
-    "calibration": "Does confidence match accuracy? ECE (15 bins, L1), NLL, Brier score, mean confidence.",
-    "informative-features": "Which pixels the networks rely on (SIS-style backward selection): overlap of the top-k% "
-                            "pixel sets with the parent's, and accuracy keeping only them.",
-    "trainability": "Trainability of the pruned network: input-output Jacobian singular values and loss-gradient norm.",
-}
-CURATED = {  # which non-accuracy metrics get a panel (prefix match); others: everything, up to MAX
-    "calibration": ["ece", "nll", "brier", "mean_confidence"],
-    "ood": ["auroc/"],
-    "informative-features": ["overlap/", "acc_own/"],
-    "trainability": ["jac_cond", "jac_sv_mean", "jac_isometry_dev", "grad_norm", "grad_norm_unpruned", "train_loss"],
-    "adversarial": [],
-    "nominal": ["loss"],
-    "noise-similarity": [],  # drawn against eps instead
-}
 MAX_METRIC_PANELS = 12
 
 
@@ -195,7 +173,8 @@ def excess_section(an: A.Analysis, colors: Mapping[str, str]) -> Section:
     return Section("excess-error", "Excess error", blocks)
 
 
-def _noise_panels(rows: Sequence[Row], ev: str, name: str, meths: Sequence[str]) -> list:
+def _param_panels(rows: Sequence[Row], ev: str, name: str, meths: Sequence[str]) -> list:
+    """Per method: ``<ev>/<name>/<param>`` against the parameter, one line per prune ratio (-1: the baseline)."""
     panels = []
     keys = sorted({k for r in rows for k in r if k.startswith(f"{ev}/{name}/")}, key=lambda k: float(k.rsplit("/", 1)[1]))
     for m in meths:
@@ -211,10 +190,16 @@ def _noise_panels(rows: Sequence[Row], ev: str, name: str, meths: Sequence[str])
     return panels
 
 
-def _metric_choice(ev: str, keys: Sequence[str]) -> list[str]:
+def _spec(ev: str) -> EvaluatorSpec | None:
+    """The registered spec of an evaluator, None for one this process does not know (a plug-in not loaded)."""
+    return EVALUATORS.spec(ev) if ev in EVALUATORS else None
+
+
+def _metric_choice(spec: EvaluatorSpec | None, keys: Sequence[str]) -> list[str]:
+    """The non-accuracy metrics that get a panel: the spec's ``panels`` (exact key or ``prefix/``), else all."""
     own = [k for k in keys if not k.split("/", 1)[1].startswith(("acc/", "baseline_", "parent_"))]
-    if ev in CURATED:
-        want = CURATED[ev]
+    if spec is not None and spec.panels is not None:
+        want = spec.panels
         own = [k for k in own if any(k.split("/", 1)[1] == w or (w.endswith("/") and k.split("/", 1)[1].startswith(w))
                                      for w in want)]
     return own[:MAX_METRIC_PANELS]
@@ -223,28 +208,26 @@ def _metric_choice(ev: str, keys: Sequence[str]) -> list[str]:
 def evaluator_section(ev: str, rows: Sequence[Row], an: A.Analysis, keys: Sequence[str], colors: Mapping[str, str]) -> Section:
     meths, delta = an.methods, an.delta
     dists = an.groups.get(ev, [])
-    blocks: list[Any] = [Text(DESCRIPTIONS.get(ev, f"Metrics of evaluator {ev!r}."))]
+    spec = _spec(ev)
+    blocks: list[Any] = [Text(spec.description if spec and spec.description else f"Metrics of evaluator {ev!r}.")]
     if dists:
         panels, note = acc_panels(rows, dists, A.accuracy_keys(rows), meths, delta)
         blocks.append(Image(P.curve_grid(panels, colors, ylabel="accuracy [%]", percent_y=True),
                             f"Accuracy vs prune ratio per distribution; grey band: parent ± delta{note}."))
         pp_panels = pp_param_panels(an.summary, dists, meths)
         if pp_panels:
-            xlabel = "severity" if ev == A.CORRUPTIONS else "eps" if ev in ("noise-similarity", "adversarial") else "level"
+            xlabel = spec.axis_label if spec else "level"
             blocks.append(Image(P.param_lines(pp_panels, colors, xlabel),
                                 f"Prune potential vs {xlabel} (mean over repetitions, whiskers: std)."))
         aggs = [s["distribution"] for s in an.summary if s["group"] == ev and s["aggregate"]]
         own = [s["distribution"] for s in an.summary if s["group"] == ev and not s["aggregate"] and s["leaves"] != 1]
         blocks.append(pp_table(an.summary, list(dict.fromkeys(aggs + own)), meths,
                                f"Prune potential [%] on the {ev} distributions"))
-    if ev == "noise-similarity" and any("/match/" in k for k in keys):
-        blocks.append(Image(P.ratio_family(_noise_panels(rows, ev, "match", meths), "eps", "matching labels"),
-                            "Fraction of noisy inputs where the pruned network's label matches the parent's, vs eps; "
-                            "one line per prune ratio (lighter = more pruned)."))
-        if any("/softmax_l2/" in k for k in keys):
-            blocks.append(Image(P.ratio_family(_noise_panels(rows, ev, "softmax_l2", meths), "eps", "‖softmax diff‖₂"),
-                                "L2 norm of the softmax difference to the parent vs eps."))
-    chosen = _metric_choice(ev, keys)
+    for plot in spec.param_plots if spec else ():
+        if any(f"/{plot.metric}/" in k for k in keys):
+            blocks.append(Image(P.ratio_family(_param_panels(rows, ev, plot.metric, meths), spec.axis_label, plot.ylabel),
+                                plot.caption))
+    chosen = _metric_choice(spec, keys)
     if chosen:
         panels = []
         for k in chosen:

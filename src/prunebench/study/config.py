@@ -266,10 +266,13 @@ class StudyConfig(_Strict):
         return [i in chosen for i in range(n)]
 
     def suite(self) -> list[EvaluatorSpec]:
-        """The evaluators to run on every model: nominal first (always), then the configured ones."""
-        rest = [e for e in self.evaluation.suite if e.name != "nominal"]
-        nominal = next((e for e in self.evaluation.suite if e.name == "nominal"), EvaluatorSpec(name="nominal"))
-        return [nominal, *rest]
+        """The evaluators to run on every model: those that always run first (the nominal test set; their
+        registry spec says so), then the configured ones."""
+        from prunebench.evaluation.registry import always_run
+
+        first = always_run()
+        given = {e.name: e for e in self.evaluation.suite}
+        return [given.get(n, EvaluatorSpec(name=n)) for n in first] + [e for e in self.evaluation.suite if e.name not in first]
 
     def resolved(self) -> dict[str, Any]:
         """Everything spelled out (defaults included), loadable again with :func:`load_config`."""
