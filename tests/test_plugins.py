@@ -24,133 +24,10 @@ def _env(tmp_path: Path, plugins: str) -> dict[str, str]:
     return env
 
 
-# ============================================================================ methods
-METHOD_NAME = "plug-magnitude"
-METHOD_FILE = '''
-"""A pruning method from outside prunebench: global magnitude of |w| ** power."""
-from pydantic import Field
-
-from prunebench.pruning.allocation import global_topk
-from prunebench.pruning.registry import METHODS
-from prunebench.registry import Options
-
-
-class PlugOptions(Options):
-    power: float = Field(1.0, gt=0, description="score |w| ** power")
-    layers_last: bool = Field(False, description="an option no built-in method has")
-
-
-@METHODS.register("plug-magnitude", options=PlugOptions, structured=False, data_informed=False, color="#123456")
-def plug_magnitude(model, state, ratio, ctx):
-    """Keep the globally largest |w| ** power."""
-    power = ctx.opts(PlugOptions).power
-    return global_topk({k: p.detach().abs() ** power for k, p in state.weights().items()}, state.masks, ratio)
-'''
-
-
-@pytest.fixture(scope="module")
-def method_plugin(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    """``<tmp>/plugpkg/magnitude.py`` (a namespace package: the one file is all there is) and the env naming it."""
-    root = tmp_path_factory.mktemp("method_plugin")
-    (root / "plugpkg").mkdir()
-    (root / "plugpkg" / "magnitude.py").write_text(textwrap.dedent(METHOD_FILE), encoding="utf-8")
-    return root, _env(root, "plugpkg.magnitude")
-
-
-def _method_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """``prunebench ARGS`` in a fresh process (the registries load there, plug-ins included)."""
     return subprocess.run([sys.executable, "-m", "prunebench", *args], capture_output=True, text=True, env=env,
                           timeout=600)
-
-
-def test_method_plugin_is_listed(method_plugin) -> None:
-    _, env = method_plugin
-    out = _method_cli(env, "list", "methods")
-    assert out.returncode == 0, out.stderr
-    line = next(i for i, ln in enumerate(out.stdout.splitlines()) if ln.startswith(METHOD_NAME))
-    listing = out.stdout.splitlines()
-    assert "structured=False" in listing[line] and "color=#123456" in listing[line]
-    assert "power=1.0 (score |w| ** power)" in listing[line + 1]
-    assert "\nwt " in out.stdout  # the built-in methods are still there
-
-
-def test_method_plugin_prunes_from_the_cli(method_plugin) -> None:
-    from prunebench.models import create_model
-    from prunebench.store import load_checkpoint, save_checkpoint
-
-    root, env = method_plugin
-    parent = root / "parent"
-    kwargs = {"in_channels": 1, "num_classes": 10, "image_size": 28}
-    save_checkpoint(parent, create_model("lenet5", **kwargs), {"model": "lenet5", "model_kwargs": kwargs,
-                                                                "dataset": "fashion-mnist"})
-    out = _method_cli(env, "prune", f"{parent}.safetensors", "--method", METHOD_NAME, "--ratio", "0.6",
-                      "--option", "power=2", "--out", str(root / "p60"), "--no-progress")
-    assert out.returncode == 0, out.stderr
-    assert "0.6000" in out.stdout
-    ck = load_checkpoint(root / "p60.safetensors")
-    assert ck.meta["pruning"][-1]["method"] == METHOD_NAME and ck.meta["pruning"][-1]["options"] == {"power": 2}
-    assert abs(ck.pruning_state().prune_ratio() - 0.6) < 0.003
-    for opt, words in [("power=-1", ["power=-1", "greater than 0"]), ("powr=2", ["unknown option 'powr'", "power=1.0"])]:
-        bad = _method_cli(env, "prune", f"{parent}.safetensors", "--method", METHOD_NAME, "--ratio", "0.5",
-                          "--option", opt, "--out", str(root / "bad"))
-        assert bad.returncode == 2, (opt, bad.stderr)
-        lines = bad.stderr.strip().splitlines()
-        assert len(lines) == 1 and all(w in lines[0] for w in [METHOD_NAME, *words]), (opt, bad.stderr)
-        assert not (root / "bad.safetensors").exists()
-
-
-STUDY_CHECK = '''
-import json, sys
-from types import SimpleNamespace
-from prunebench.errors import UserError
-from prunebench.report.plots import method_colors
-from prunebench.study.config import load_config
-from prunebench.study.plan import plan
-
-base = dict(name="plug", model={"name": "lenet5"}, dataset={"name": "fashion-mnist"}, ratios=[0.5],
-            evaluation={"suite": []})
-out = {}
-cfg = load_config({**base, "methods": [{"plug-magnitude": {"power": 2}}, "wt"]})
-info = SimpleNamespace(in_channels=1, num_classes=10, image_size=(28, 28))
-prune = [c for c in plan(cfg, info) if c.kind == "prune"]
-out["labels"] = [c.labels for c in prune]
-out["options"] = [c.config["options"] for c in prune]
-keys = {}
-for opts in ({}, {"power": 1.0}, {"power": 1}, {"power": 3}):
-    c = load_config({**base, "methods": [{"plug-magnitude": opts}]})
-    keys[json.dumps(opts)] = next(x.key for x in plan(c, info) if x.kind == "prune")
-out["keys"] = keys
-errors = {}
-for name, opts in [("plug-magnitude", {"power": 0}), ("plug-magnitude", {"round_to": 8}),
-                   ("wt", {"layers_last": True}), ("plug-magnitude", {"powr": 1})]:
-    try:
-        load_config({**base, "methods": [{name: opts}]})
-        errors[f"{name} {opts}"] = None
-    except UserError as e:
-        errors[f"{name} {opts}"] = str(e)
-out["errors"] = errors
-out["color"] = method_colors(["plug-magnitude", "wt"])
-json.dump(out, sys.stdout)
-'''
-
-
-def test_method_plugin_in_a_study_config(method_plugin) -> None:
-    _, env = method_plugin
-    run = subprocess.run([sys.executable, "-c", STUDY_CHECK], capture_output=True, text=True, env=env, timeout=600)
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout)
-    plug, wt = out["labels"]
-    assert plug["method"] == METHOD_NAME and plug["structured"] is False and plug["baseline"] is False
-    assert out["options"] == [{"power": 2.0}, {}]
-    keys = out["keys"]  # defaults are left out of the cell key however they are spelled
-    assert keys["{}"] == keys['{"power": 1.0}'] == keys['{"power": 1}'] != keys['{"power": 3}']
-    errors = out["errors"]
-    assert "power=0" in errors["plug-magnitude {'power': 0}"] and "greater than 0" in errors["plug-magnitude {'power': 0}"]
-    # an option only structured methods take: said so, with the methods that take it
-    assert "structured" in errors["plug-magnitude {'round_to': 8}"] and "ft" in errors["plug-magnitude {'round_to': 8}"]
-    assert "unknown option 'layers_last'" in errors["wt {'layers_last': True}"]
-    assert "unknown option 'powr'" in errors["plug-magnitude {'powr': 1}"]
-    assert all("\n" not in e for e in errors.values())
-    assert out["color"] == {"plug-magnitude": "#123456", "wt": "#1f77b4"}
 
 
 # ============================================================================ evaluators and datasets
@@ -207,20 +84,16 @@ TINY_STUDY = {"name": "plug", "model": {"name": "lenet5"},
 def data_plugins(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     """``<tmp>/evplug/mirror.py`` and ``<tmp>/evplug/tinydata.py``, one file each, and the env naming them."""
     root = tmp_path_factory.mktemp("data_plugins")
+    files = {"mirror": EVALUATOR_FILE, "tinydata": DATASET_FILE}
     (root / "evplug").mkdir()
-    (root / "evplug" / "mirror.py").write_text(textwrap.dedent(EVALUATOR_FILE), encoding="utf-8")
-    (root / "evplug" / "tinydata.py").write_text(textwrap.dedent(DATASET_FILE), encoding="utf-8")
-    return root, _env(root, "evplug.mirror,evplug.tinydata")
-
-
-def _prunebench(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "prunebench", *args], capture_output=True, text=True, env=env,
-                          timeout=600)
+    for stem, text in files.items():
+        (root / "evplug" / f"{stem}.py").write_text(textwrap.dedent(text), encoding="utf-8")
+    return root, _env(root, ",".join(f"evplug.{stem}" for stem in files))
 
 
 def test_evaluator_and_dataset_plugins_are_listed(data_plugins) -> None:
     _, env = data_plugins
-    ev = _prunebench(env, "list", "evaluators")
+    ev = _cli(env, "list", "evaluators")
     assert ev.returncode == 0, ev.stderr
     lines = ev.stdout.splitlines()
     at = next(i for i, ln in enumerate(lines) if ln.startswith("plug-mirror "))
@@ -228,7 +101,7 @@ def test_evaluator_and_dataset_plugins_are_listed(data_plugins) -> None:
     assert "n=100 (first test images mirrored)" in lines[at + 1]
     assert "accuracy on left-right mirrored test images" in lines[at + 2]
     assert any(ln.startswith("calibration ") for ln in lines)  # the built-in ones are still there
-    data = _prunebench(env, "list", "datasets")
+    data = _cli(env, "list", "datasets")
     assert data.returncode == 0, data.stderr
     line = next(ln for ln in data.stdout.splitlines() if ln.startswith("plug-fmnist "))
     assert "channels=1" in line and "size=28" in line and "classes=10" in line
@@ -240,7 +113,7 @@ def test_evaluator_plugin_options_are_checked_by_the_study_config(data_plugins, 
     _, env = data_plugins
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(yaml.safe_dump({**TINY_STUDY, "evaluation": {"suite": [{"plug-mirror": options}]}}))
-    bad = _prunebench(env, "run", str(cfg), "--out", str(tmp_path / "run"), "--quiet")
+    bad = _cli(env, "run", str(cfg), "--out", str(tmp_path / "run"), "--quiet")
     assert bad.returncode == 2, bad.stderr
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in bad.stderr, bad.stderr
@@ -252,7 +125,7 @@ def test_evaluator_and_dataset_plugins_run_in_a_study_with_a_report_section(data
     _, env = data_plugins
     cfg = tmp_path / "plug.yaml"
     cfg.write_text(yaml.safe_dump(TINY_STUDY))
-    run = _prunebench(env, "run", str(cfg), "--out", str(tmp_path / "run"), "--quiet")
+    run = _cli(env, "run", str(cfg), "--out", str(tmp_path / "run"), "--quiet")
     assert run.returncode == 0, run.stderr
     rows = json.loads(subprocess.run(
         [sys.executable, "-c", f"import json, prunebench; print(json.dumps(prunebench.load_results({str(tmp_path / 'run')!r})))"],
