@@ -39,12 +39,12 @@ from torch import nn
 
 from prunebench.data.base import DataInfo, Dataset, Split
 from prunebench.models import create_model
-from prunebench.pruning import methods as _methods  # noqa: F401  (registration)
-from prunebench.pruning.base import METHODS, PruneContext
+from prunebench.pruning.base import PruneContext
 from prunebench.pruning.compress import compress
 from prunebench.pruning.deploy import prepare_for_inference
 from prunebench.pruning.efficiency import flops
 from prunebench.pruning.masks import PruningState
+from prunebench.pruning.registry import METHODS
 
 
 def random_cifar_shaped(seed: int = 0, n: int = 256) -> Dataset:

@@ -21,9 +21,15 @@ def parent(rep: int, nominal: float, fog: float | None = None, snow: float | Non
     return row
 
 
+# What the study writes into each pruned row from the method's registry entry (structured, baseline).
+KINDS = {"wt": (False, False), "ft": (True, False), "random": (False, True)}
+
+
 def pruned(method: str, rep: int, cycle: int, target: float, achieved: float, **acc: float | None) -> dict:
     row = {"model_key": f"{method}{rep}-{cycle}", "kind": "pruned", "method": method, "rep": rep, "cycle": cycle,
            "target_ratio": target, "prune_ratio": achieved}
+    if method in KINDS:
+        row["structured"], row["baseline"] = KINDS[method]
     names = {"nominal": NOM, "fog": FOG, "snow": SNOW}
     row.update({names[k]: v for k, v in acc.items()})
     return row
@@ -230,6 +236,15 @@ def test_structured_finding_is_computed():
     weak = _finding_rows({"wt": [0.9, 0.899], "ft": [0.899, 0.7], "random": [0.1, 0.1]})
     f3 = A.analyze(weak, nested_outcomes(weak), 0.005, n_boot=200).finding
     assert f3.verdict == "holds" and "random" not in f3.text
+    # The kind comes from the rows, never from the method's name: rows without it leave the finding unchecked,
+    # and a caller's mapping (e.g. for rows of an old run) fills it in.
+    bare = [{k: v for k, v in r.items() if k not in ("structured", "baseline")} for r in rows]
+    assert A.analyze(bare, nested_outcomes(bare), 0.005, n_boot=50).finding.verdict == "not checked"
+    given = A.analyze(bare, nested_outcomes(bare), 0.005, n_boot=200, kinds={"wt": (False, False), "ft": (True, False)})
+    assert given.finding.verdict == "holds" and given.kind("ft") == (True, False) and given.kind("x") == (None, False)
+    renamed = [dict(r, method={"wt": "ft", "ft": "wt"}.get(r["method"], r["method"])) for r in rows]  # kinds travel
+    f5 = A.analyze(renamed, nested_outcomes(renamed), 0.005, n_boot=200).finding
+    assert f5.verdict == "holds" and "unstructured ft 80.0%" in f5.text
 
 
 def test_analyze_bundles_everything():

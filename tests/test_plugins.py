@@ -30,6 +30,130 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
+# ============================================================================ methods
+METHOD_NAME = "plug-magnitude"
+METHOD_FILE = '''
+"""A pruning method from outside prunebench: global magnitude of |w| ** power."""
+from pydantic import Field
+
+from prunebench.pruning.allocation import global_topk
+from prunebench.pruning.registry import METHODS
+from prunebench.registry import Options
+
+
+class PlugOptions(Options):
+    power: float = Field(1.0, gt=0, description="score |w| ** power")
+    layers_last: bool = Field(False, description="an option no built-in method has")
+
+
+@METHODS.register("plug-magnitude", options=PlugOptions, structured=False, data_informed=False, color="#123456")
+def plug_magnitude(model, state, ratio, ctx):
+    """Keep the globally largest |w| ** power."""
+    power = ctx.opts(PlugOptions).power
+    return global_topk({k: p.detach().abs() ** power for k, p in state.weights().items()}, state.masks, ratio)
+'''
+
+
+@pytest.fixture(scope="module")
+def method_plugin(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """``<tmp>/plugpkg/magnitude.py`` (a namespace package: the one file is all there is) and the env naming it."""
+    root = tmp_path_factory.mktemp("method_plugin")
+    (root / "plugpkg").mkdir()
+    (root / "plugpkg" / "magnitude.py").write_text(textwrap.dedent(METHOD_FILE), encoding="utf-8")
+    return root, _env(root, "plugpkg.magnitude")
+
+
+def test_method_plugin_is_listed(method_plugin) -> None:
+    _, env = method_plugin
+    out = _cli(env, "list", "methods")
+    assert out.returncode == 0, out.stderr
+    line = next(i for i, ln in enumerate(out.stdout.splitlines()) if ln.startswith(METHOD_NAME))
+    listing = out.stdout.splitlines()
+    assert "structured=False" in listing[line] and "color=#123456" in listing[line]
+    assert "power=1.0 (score |w| ** power)" in listing[line + 1]
+    assert "\nwt " in out.stdout  # the built-in methods are still there
+
+
+def test_method_plugin_prunes_from_the_cli(method_plugin) -> None:
+    from prunebench.models import create_model
+    from prunebench.store import load_checkpoint, save_checkpoint
+
+    root, env = method_plugin
+    parent = root / "parent"
+    kwargs = {"in_channels": 1, "num_classes": 10, "image_size": 28}
+    save_checkpoint(parent, create_model("lenet5", **kwargs), {"model": "lenet5", "model_kwargs": kwargs,
+                                                                "dataset": "fashion-mnist"})
+    out = _cli(env, "prune", f"{parent}.safetensors", "--method", METHOD_NAME, "--ratio", "0.6",
+                      "--option", "power=2", "--out", str(root / "p60"), "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert "0.6000" in out.stdout
+    ck = load_checkpoint(root / "p60.safetensors")
+    assert ck.meta["pruning"][-1]["method"] == METHOD_NAME and ck.meta["pruning"][-1]["options"] == {"power": 2}
+    assert abs(ck.pruning_state().prune_ratio() - 0.6) < 0.003
+    for opt, words in [("power=-1", ["power=-1", "greater than 0"]), ("powr=2", ["unknown option 'powr'", "power=1.0"])]:
+        bad = _cli(env, "prune", f"{parent}.safetensors", "--method", METHOD_NAME, "--ratio", "0.5",
+                          "--option", opt, "--out", str(root / "bad"))
+        assert bad.returncode == 2, (opt, bad.stderr)
+        lines = bad.stderr.strip().splitlines()
+        assert len(lines) == 1 and all(w in lines[0] for w in [METHOD_NAME, *words]), (opt, bad.stderr)
+        assert not (root / "bad.safetensors").exists()
+
+
+STUDY_CHECK = '''
+import json, sys
+from types import SimpleNamespace
+from prunebench.errors import UserError
+from prunebench.report.plots import method_colors
+from prunebench.study.config import load_config
+from prunebench.study.plan import plan
+
+base = dict(name="plug", model={"name": "lenet5"}, dataset={"name": "fashion-mnist"}, ratios=[0.5],
+            evaluation={"suite": []})
+out = {}
+cfg = load_config({**base, "methods": [{"plug-magnitude": {"power": 2}}, "wt"]})
+info = SimpleNamespace(in_channels=1, num_classes=10, image_size=(28, 28))
+prune = [c for c in plan(cfg, info) if c.kind == "prune"]
+out["labels"] = [c.labels for c in prune]
+out["options"] = [c.config["options"] for c in prune]
+keys = {}
+for opts in ({}, {"power": 1.0}, {"power": 1}, {"power": 3}):
+    c = load_config({**base, "methods": [{"plug-magnitude": opts}]})
+    keys[json.dumps(opts)] = next(x.key for x in plan(c, info) if x.kind == "prune")
+out["keys"] = keys
+errors = {}
+for name, opts in [("plug-magnitude", {"power": 0}), ("plug-magnitude", {"round_to": 8}),
+                   ("wt", {"layers_last": True}), ("plug-magnitude", {"powr": 1})]:
+    try:
+        load_config({**base, "methods": [{name: opts}]})
+        errors[f"{name} {opts}"] = None
+    except UserError as e:
+        errors[f"{name} {opts}"] = str(e)
+out["errors"] = errors
+out["color"] = method_colors(["plug-magnitude", "wt"])
+json.dump(out, sys.stdout)
+'''
+
+
+def test_method_plugin_in_a_study_config(method_plugin) -> None:
+    _, env = method_plugin
+    run = subprocess.run([sys.executable, "-c", STUDY_CHECK], capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    plug, wt = out["labels"]
+    assert plug["method"] == METHOD_NAME and plug["structured"] is False and plug["baseline"] is False
+    assert out["options"] == [{"power": 2.0}, {}]
+    keys = out["keys"]  # defaults are left out of the cell key however they are spelled
+    assert keys["{}"] == keys['{"power": 1.0}'] == keys['{"power": 1}'] != keys['{"power": 3}']
+    errors = out["errors"]
+    assert "power=0" in errors["plug-magnitude {'power': 0}"] and "greater than 0" in errors["plug-magnitude {'power': 0}"]
+    # an option only structured methods take: said so, with the methods that take it
+    assert "structured" in errors["plug-magnitude {'round_to': 8}"] and "ft" in errors["plug-magnitude {'round_to': 8}"]
+    assert "unknown option 'layers_last'" in errors["wt {'layers_last': True}"]
+    assert "unknown option 'powr'" in errors["plug-magnitude {'powr': 1}"]
+    assert all("\n" not in e for e in errors.values())
+    assert out["color"] == {"plug-magnitude": "#123456", "wt": "#1f77b4"}
+
+
 # ============================================================================ evaluators and datasets
 EVALUATOR_FILE = '''
 """An evaluator from outside prunebench: accuracy on horizontally mirrored test images."""

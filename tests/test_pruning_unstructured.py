@@ -27,7 +27,7 @@ FAST = {"num_samples": 12, "batch_size": 12, "samples_per_class": 2}  # small da
 
 
 def options(method: str) -> dict:
-    return {k: v for k, v in FAST.items() if k in METHODS.meta(method).get("options", ())}
+    return {k: v for k, v in FAST.items() if k in METHODS.spec(method).options.model_fields}
 
 
 class AddCat(nn.Module):
@@ -90,6 +90,44 @@ def test_deterministic_under_seed(method: str, fmnist) -> None:
     if method.startswith("random"):
         c = prune(build("lenet5"), method, 0.8, data=fmnist, seed=6, **options(method))
         assert any(not torch.equal(a.masks[k], c.masks[k]) for k in a.masks)
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+def test_registry_entry_is_typed_and_its_options_are_checked(method: str) -> None:
+    """Every method (structured ones too): typed metadata, an options model whose every option has a
+    description and a default that validates, bad values and unknown names refused in one line."""
+    import re
+
+    from prunebench.pruning.registry import MethodSpec
+    from prunebench.report.plots import method_colors
+
+    spec = METHODS.spec(method)
+    assert isinstance(spec, MethodSpec) and spec.summary, method
+    assert all(isinstance(getattr(spec, k), bool) for k in ("structured", "data_informed", "baseline"))
+    assert spec.color is None or re.fullmatch(r"#[0-9a-f]{6}", spec.color), spec.color
+    assert spec.label is None or spec.label.strip() == spec.label != ""
+    assert method_colors([method])[method].startswith("#")
+    defaults = spec.options().model_dump()
+    for key, field in spec.options.model_fields.items():
+        assert field.description, (method, key)
+        assert not field.is_required(), (method, key)
+        assert spec.parse_options({key: defaults[key]}) == spec.options()  # the default validates
+        with pytest.raises(UserError) as bad:
+            spec.parse_options({key: {"not": "a value"}})
+        assert "\n" not in str(bad.value) and method in str(bad.value) and key in str(bad.value)
+    assert spec.non_default(defaults) == {}  # spelling the defaults out changes no key
+    with pytest.raises(UserError, match="unknown option 'no_such_option'") as unknown:
+        spec.parse_options({"no_such_option": 1})
+    assert "\n" not in str(unknown.value)
+
+
+def test_method_colours_are_distinct_and_deterministic() -> None:
+    from prunebench.report.plots import method_colors
+
+    names = METHODS.names() + ["ft-l2", "my-label"]
+    colours = method_colors(names)
+    assert len(set(colours.values())) == len(names) and colours == method_colors(list(reversed(names)))
+    assert colours["ft"] == METHODS.spec("ft").color
 
 
 @pytest.mark.parametrize("method", UNSTRUCTURED)
@@ -222,7 +260,7 @@ def test_leaves_buffers_and_unpruned_weights_alone(method: str, fmnist) -> None:
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    opts = {**options(method), **({"train_mode": True} if "train_mode" in METHODS.meta(method)["options"] else {})}
+    opts = {**options(method), **({"train_mode": True} if "train_mode" in METHODS.spec(method).options.model_fields else {})}
     st = prune(net, method, 0.7, data=fmnist, **opts)
     after = net.state_dict()
     for k, v in before.items():
@@ -289,7 +327,7 @@ def test_grasp_scores_match_a_finite_difference_hessian_gradient_product(fmnist)
 def test_score_ratio_schemes_take_layer_densities_from_the_scores(fmnist, score: str) -> None:
     """random-<score>-ratio keeps, layer by layer, as many weights as <score> itself does (same data,
     train-mode scores), but chooses them at random inside each layer."""
-    opts = {k: v for k, v in FAST.items() if k in METHODS.meta(score)["options"]}
+    opts = {k: v for k, v in FAST.items() if k in METHODS.spec(score).options.model_fields}
     by_score = prune(build("lenet5"), score, 0.8, data=fmnist, train_mode=True, **opts)
     by_random = prune(build("lenet5"), f"random-{score}-ratio", 0.8, data=fmnist, **opts)
     counts = {k: int(m.sum()) for k, m in by_score.masks.items()}

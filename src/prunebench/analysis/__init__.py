@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -23,18 +23,13 @@ from prunebench.analysis.findings import (
 )  # fmt: skip
 from prunebench.analysis.paired import CONFIDENCE, N_BOOT, Interval, check_confidence
 from prunebench.analysis.potential import (
-    cell_text, default_shifted, excess_error, excess_error_slopes, fit_through_origin, is_baseline, is_structured,
-    prune_potential, prune_potential_table, summarize_prune_potential,
+    cell_text, default_shifted, excess_error, excess_error_slopes, fit_through_origin, prune_potential,
+    prune_potential_table, summarize_prune_potential,
 )  # fmt: skip
 from prunebench.analysis.rows import (
-    CORRUPTIONS, DEFAULT_DELTA, NOMINAL, Row, accuracy_keys, distribution_groups, distributions, methods,
-    summary_distributions, value,
+    CORRUPTIONS, DEFAULT_DELTA, NOMINAL, Kind, Row, accuracy_keys, distribution_groups, distributions, method_kinds,
+    methods, summary_distributions, value,
 )  # fmt: skip
-
-
-def method_kind(method: str) -> tuple[bool | None, bool]:
-    """(structured or None if unknown, is a random baseline), from the method registry."""
-    return is_structured(method), is_baseline(method)
 
 
 @dataclass
@@ -56,6 +51,11 @@ class Analysis:
     decisions: Decisions
     findings: list[Finding] = field(default_factory=list)
     slope_intervals: dict[str, Interval] = field(default_factory=dict)
+    kinds: dict[str, Kind] = field(default_factory=dict)  # method -> (structured or None, random baseline)
+
+    def kind(self, method: str) -> Kind:
+        """(structured or None if unknown, random baseline) of ``method``, from the rows."""
+        return self.kinds.get(method, (None, False))
 
     @property
     def finding(self) -> Finding:
@@ -65,9 +65,17 @@ class Analysis:
 
 def analyze(rows: Sequence[Row], outcomes: Mapping[str, Mapping[str, np.ndarray]] | None = None,
             delta: float = DEFAULT_DELTA, *, level: float = CONFIDENCE, n_boot: int = N_BOOT, seed: int = 0,
-            num_classes: int | None = None, kind: Callable[[str], tuple[bool | None, bool]] = method_kind) -> Analysis:
-    """Point estimates (as in the paper) plus paired decisions with intervals (when outcomes are given)."""
+            num_classes: int | None = None, kinds: Mapping[str, Kind] | None = None) -> Analysis:
+    """Point estimates (as in the paper) plus paired decisions with intervals (when outcomes are given).
+
+    ``kinds``: method -> (structured or None, random baseline); default from the rows' own fields
+    (:func:`~prunebench.analysis.rows.method_kinds`), given ones take precedence."""
     level = check_confidence(level)
+    known = {**method_kinds(rows), **(kinds or {})}
+
+    def kind(method: str) -> Kind:
+        return known.get(method, (None, False))
+
     pp = prune_potential(rows, delta)
     summary = summarize_prune_potential(pp, n_boot=n_boot, seed=seed, level=level)
     keys = accuracy_keys(rows)
@@ -81,10 +89,10 @@ def analyze(rows: Sequence[Row], outcomes: Mapping[str, Mapping[str, np.ndarray]
                 agreement_finding(dec, rows, outcomes or {}, kind)]
     return Analysis(delta, level, list(keys), distribution_groups(rows), methods(rows), summary_distributions(keys), pp,
                     summary, prune_potential_table(rows, delta, summary, decisions=dec), ee, excess_error_slopes(ee),
-                    shifted, dec, findings, slope_intervals(dec, shifted) if dec.available else {})
+                    shifted, dec, findings, slope_intervals(dec, shifted) if dec.available else {}, known)
 
 
 __all__ = ["Analysis", "CORRUPTIONS", "cell_text", "default_shifted", "distribution_groups", "distributions",
-           "excess_error", "excess_error_slopes", "fit_through_origin", "is_baseline", "is_structured",
+           "excess_error", "excess_error_slopes", "fit_through_origin", "Kind", "method_kinds",
            "summarize_prune_potential", "summary_distributions", "Row", "DEFAULT_DELTA", "Decisions", "Finding", "Interval", "NOMINAL", "accuracy_keys",
-           "analyze", "check_confidence", "method_kind", "prune_potential", "prune_potential_table", "value"]
+           "analyze", "check_confidence", "prune_potential", "prune_potential_table", "value"]

@@ -269,34 +269,3 @@ def prune_potential_table(rows: Sequence[Row], delta: float = DEFAULT_DELTA,
         foot.append("flagged distributions are not ranked: coarse = resolution coarser than delta (evaluate on more "
                     "examples), uninformative = the parent is near chance")
     return "\n".join([title, fmt(header), "  ".join("-" * w for w in widths), *map(fmt, body), *foot])
-
-
-KNOWN_STRUCTURED = {"wt": False, "sipp": False, "ft": True, "pfp": True}
-
-
-def is_structured(method: str) -> bool | None:
-    """True / False from the method registry's ``structured`` flag (known names as fallback), None if unknown."""
-    try:
-        import prunebench.pruning.methods  # noqa: F401  (registers the methods)
-        from prunebench.pruning.base import METHODS
-
-        if method in METHODS:
-            flag = METHODS.meta(method).get("structured")
-            if flag is not None:
-                return bool(flag)
-    except ImportError:
-        pass
-    return KNOWN_STRUCTURED.get(method)
-
-
-def is_baseline(method: str) -> bool:
-    """Random baselines (registry flag ``baseline``; names starting with "random" as fallback)."""
-    try:
-        import prunebench.pruning.methods  # noqa: F401  (registers the methods)
-        from prunebench.pruning.base import METHODS
-
-        if method in METHODS:
-            return bool(METHODS.meta(method).get("baseline", False))
-    except ImportError:
-        pass
-    return method.startswith("random")

@@ -2,6 +2,7 @@
 
 Input rows follow docs/STUDY.md: one dict per model cell (``kind`` "parent" or "pruned", ``method``,
 ``rep``, ``prune_ratio`` (achieved), ...) with evaluator metrics merged in as ``<evaluator>/<key>``.
+A pruned row may carry ``structured`` / ``baseline`` (the method's kind, see :func:`method_kinds`).
 Every ``<evaluator>/acc/<distribution>`` metric is an accuracy on a test distribution; error =
 1 - accuracy. Missing values (a failed or not yet finished eval cell) are skipped, never treated as 0.
 """
@@ -109,5 +110,20 @@ def parents_by_rep(rows: Iterable[Row]) -> dict[Any, Row]:
 
 def pruned_rows(rows: Iterable[Row]) -> list[Row]:
     return [r for r in rows if r.get("kind") == "pruned"]
+
+
+Kind = tuple[bool | None, bool]  # (structured, or None if unknown; is a random baseline)
+
+
+def method_kinds(rows: Iterable[Row]) -> dict[str, Kind]:
+    """Per method of the pruned rows: (structured or None if unknown, random baseline), read from the
+    rows' ``structured`` / ``baseline`` fields (the study writes them from the method's registry entry;
+    the analysis never looks a method up by name). A row without them leaves the method unknown."""
+    out: dict[str, Kind] = {}
+    for r in pruned_rows(rows):
+        s, b = r.get("structured"), r.get("baseline")
+        prev = out.get(str(r["method"]), (None, False))
+        out[str(r["method"])] = (prev[0] if s is None else bool(s), prev[1] or bool(b))
+    return out
 
 

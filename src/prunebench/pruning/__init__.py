@@ -3,7 +3,8 @@
     from prunebench.pruning import prune, Selection
     state = prune(model, "wt", 0.9, selection=Selection(keep_last_dense=True))
 """
-from prunebench.pruning.base import METHODS, PruneContext, check_ratio
+from prunebench.pruning.base import PruneContext, check_ratio
+from prunebench.pruning.registry import METHODS, MethodSpec
 from prunebench.pruning.masks import MaskViolation, PruningState
 from prunebench.pruning.selection import Selection, prunable_layers
 from prunebench.pruning.api import prune
@@ -11,7 +12,7 @@ from prunebench.pruning.efficiency import FlopCount, ParamCount, count_params, f
 from prunebench.pruning.deploy import fold_batchnorm, prepare_for_inference
 
 __all__ = [
-    "METHODS", "PruneContext", "check_ratio", "MaskViolation", "PruningState", "Selection", "prunable_layers",
+    "METHODS", "MethodSpec", "PruneContext", "check_ratio", "MaskViolation", "PruningState", "Selection", "prunable_layers",
     "prune", "FlopCount", "ParamCount", "count_params", "flops", "measure_latency", "fold_batchnorm",
     "prepare_for_inference",
 ]

@@ -12,11 +12,11 @@ from typing import Any
 import torch
 from torch import nn
 
-import prunebench.pruning.methods  # noqa: F401  (registers every method)
 from prunebench.data.base import Dataset
 from prunebench.errors import UserError
-from prunebench.pruning.base import METHODS, PruneContext, check_ratio
+from prunebench.pruning.base import PruneContext, check_ratio
 from prunebench.pruning.masks import PruningState
+from prunebench.pruning.registry import METHODS
 from prunebench.pruning.selection import Selection
 
 TOLERANCE = 0.005  # relative: achieved prune ratio within 0.5% of the target
@@ -31,11 +31,12 @@ def prune(model: nn.Module, method: str, ratio: float, *, data: Dataset | None =
     ``ratio`` must be at least the current prune ratio). ``selection`` picks the prunable layers
     of a fresh state (ignored when ``state`` is given, which carries its own). ``data``: data-informed
     methods draw from its validation split only. ``device``: the model is moved there first
-    (default: where it is). Remaining keyword arguments are the method's options.
+    (default: where it is). Remaining keyword arguments are the method's options (checked against
+    its options model before any work; a bad one is a one-line UserError).
     """
     ratio = check_ratio(ratio)
-    fn = METHODS.get(method)
-    meta = METHODS.meta(method)
+    spec = METHODS.spec(method)
+    opts = spec.parse_options(options)
     if device is not None:
         model.to(device)
     if state is None:
@@ -50,15 +51,15 @@ def prune(model: nn.Module, method: str, ratio: float, *, data: Dataset | None =
                         "weights are never revived, so ask for a ratio >= the current one")
     params = list(model.parameters())
     dev = torch.device(device) if device is not None else (params[0].device if params else torch.device("cpu"))
-    ctx = PruneContext(data=data, device=dev, seed=int(seed), options=dict(options))
-    if meta.get("data_informed"):
+    ctx = PruneContext(data=data, device=dev, seed=int(seed), options=opts)
+    if spec.data_informed:
         ctx.require_data(method)
     state.apply()  # methods score the weights the masks describe
-    new_masks = fn(model, state, ratio, ctx)
+    new_masks = spec.obj(model, state, ratio, ctx)
     state.update(new_masks)
     state.apply()
     achieved = state.prune_ratio()
-    if not meta.get("structured") and abs(achieved - ratio) > TOLERANCE * max(ratio, 1e-12) and ratio > 0:
+    if not spec.structured and abs(achieved - ratio) > TOLERANCE * max(ratio, 1e-12) and ratio > 0:
         warnings.warn(f"{method}: achieved prune ratio {achieved:.5f} differs from the target {ratio} by more "
                       f"than {TOLERANCE:.1%} relative", stacklevel=2)
     return state

@@ -1,4 +1,4 @@
-"""Pruning interfaces: the method registry, what a method receives, and the one entry point ``prune``.
+"""Pruning interfaces: what a method receives (``PruneContext``), scoring without side effects, the ratio check.
 
 Vocabulary used everywhere in prunebench:
   * ``prune_ratio`` = fraction of the *prunable* parameters (weights of the selected Conv2d /
@@ -6,8 +6,8 @@ Vocabulary used everywhere in prunebench:
   * importance (how much a weight / channel matters) is kept apart from allocation (how much to
     prune where): a method computes scores, an allocation rule turns them into masks.
 
-A method is a function registered with
-``@METHODS.register("wt", structured=False, data_informed=False)`` and the signature
+A method is a function registered in :data:`prunebench.pruning.registry.METHODS` with
+``@METHODS.register("wt", options=WTOptions, structured=False, data_informed=False)`` and the signature
 ``f(model, state, ratio, ctx) -> dict[str, Tensor]``: it returns the *new* masks (same keys as
 ``state.masks``) such that the achieved overall prune ratio is ``ratio`` (within 0.5% relative),
 never reviving a weight that ``state.masks`` already pruned (cascade).
@@ -16,24 +16,37 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Protocol
+from typing import Any, Iterator, Mapping, Protocol, TypeVar
 
 import torch
 from torch import nn
 
 from prunebench.data.base import Dataset
 from prunebench.errors import UserError
-from prunebench.registry import Registry
+from prunebench.registry import Options
+
+O = TypeVar("O", bound=Options)
 
 
 @dataclass
 class PruneContext:
-    """What a method may use besides the weights: data, device, randomness and its options."""
+    """What a method may use besides the weights: data, device, randomness and its options.
+
+    ``options``: a plain mapping from the caller; the registered method replaces it by its parsed
+    options model before its body runs (:mod:`prunebench.pruning.registry`), read with :meth:`opts`.
+    """
 
     data: Dataset | None = None  # data-informed methods draw their batch from data.val, never data.test
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     seed: int = 0
-    options: dict[str, Any] = field(default_factory=dict)
+    options: Options | Mapping[str, Any] = field(default_factory=dict)
+
+    def opts(self, model: type[O]) -> O:
+        """The parsed options, typed as ``model`` (a method's own options class or a base of it)."""
+        if not isinstance(self.options, model):
+            raise TypeError(f"PruneContext.options is {type(self.options).__name__}, not the parsed {model.__name__}; "
+                            "call the method through METHODS (it parses the options)")
+        return self.options
 
     def generator(self, device: torch.device | str = "cpu") -> torch.Generator:
         return torch.Generator(device=device).manual_seed(self.seed)
@@ -47,8 +60,6 @@ class PruneContext:
 class PruningMethod(Protocol):
     def __call__(self, model: nn.Module, state: "PruningState", ratio: float, ctx: PruneContext) -> dict[str, torch.Tensor]: ...
 
-
-METHODS: Registry[PruningMethod] = Registry("pruning method")
 
 
 @contextmanager
@@ -76,3 +87,4 @@ def check_ratio(ratio: float) -> float:
 
 
 from prunebench.pruning.masks import PruningState  # noqa: E402  (re-export; masks imports nothing from here)
+from prunebench.pruning.registry import METHODS  # noqa: E402,F401  (re-export for older imports)

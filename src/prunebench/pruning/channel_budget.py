@@ -5,7 +5,8 @@ Integer channel counts make the remaining-weight count a step function of the al
 scalar (FT's kept fraction, PFP's eps), so Brent's root can miss the 0.5% contract; the
 adjustment step (:func:`fit_to_budget`) fixes that by moving a few lowest-scored channels.
 
-Option ``round_to`` (R > 1) trades that exactness for speed on real hardware: every group keeps a
+How many channels each group keeps is the allocation policy's (:mod:`prunebench.pruning.structured_allocation`);
+this module holds what every policy shares. Option ``round_to`` (R > 1) trades that exactness for speed on real hardware: every group keeps a
 multiple of R channels (or all of them), because CPU and GPU convolution kernels work on blocks
 of channels (16 floats per AVX-512 register; tensor-core tiles of 8-16 on GPUs) and a layer of 23
 channels costs what one of 32 does. The adjustment step then moves whole blocks
@@ -15,6 +16,7 @@ than within 0.5% (a warning says by how much when it is not).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -45,12 +47,14 @@ class Problem:
         return self.alive & (self.struct.rank_in_group(torch.zeros(self.struct.n), self.alive) < 1)
 
 
-def setup(model: nn.Module, state, ratio: float, ctx, method: str, example: Tensor | None = None) -> Problem:
-    """Validate the call and build the :class:`Problem` (UserError if nothing can be pruned)."""
+def setup(model: nn.Module, state, ratio: float, ctx, method: str, example: Tensor | None = None,
+          input_shape: Sequence[int] | None = None) -> Problem:
+    """Validate the call and build the :class:`Problem` (UserError if nothing can be pruned).
+    ``method`` names the caller in messages; ``input_shape`` (C, H, W) overrides the tracing shape."""
     from prunebench.pruning.base import check_ratio
 
     ratio = check_ratio(ratio)
-    example = example if example is not None else example_input_for(model, ctx.data, ctx.options)
+    example = example if example is not None else example_input_for(model, ctx.data, input_shape)
     names = [module_name(k) for k in state.masks]
     struct = analyse(model, names, example)
     if struct.n == 0:
@@ -62,18 +66,6 @@ def setup(model: nn.Module, state, ratio: float, ctx, method: str, example: Tens
     # aim well inside the 0.5%-relative contract so rounding never breaks it
     tol = max(0.5, 1e-3 * ratio * total)
     return Problem(struct, counts, struct.alive(state.masks, counts), total, (1.0 - ratio) * total, tol, example)
-
-
-def round_to_option(method: str, value) -> int:
-    """Validate the ``round_to`` option (1 = exact ratios, no rounding)."""
-    try:
-        r = int(value)
-    except (TypeError, ValueError):
-        r = 0
-    if r < 1 or r != value:
-        raise UserError(f"{method} option round_to must be a positive integer (channel block size, e.g. 8 or 16; "
-                        f"1 = no rounding), got {value!r}")
-    return r
 
 
 def rounded_counts(k: Tensor, live: Tensor, multiple: int) -> Tensor:
@@ -268,5 +260,5 @@ def finish(prob: Problem, keep: Tensor, state, method: str, ratio: float, round_
         why = (f"round_to={round_to} keeps whole blocks of channels" if round_to > 1
                else "channel granularity too coarse for this model")
         warnings.warn(f"{method}: achieved prune ratio {achieved:.4f} misses the target {ratio:.4f} by more than 0.5% "
-                      f"({why})", stacklevel=3)
+                      f"({why})", stacklevel=5)  # finish < prune_channels < method < its options wrapper < caller
     return masks

@@ -30,10 +30,20 @@ from typing import Iterator, Literal, Mapping
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor, nn
 
 from prunebench.data.base import Dataset
 from prunebench.errors import UserError
+from prunebench.registry import Options
+
+
+class SampleOptions(Options):
+    """Options of the methods that score on a sample S of validation images (SiPP, SNIP, PFP)."""
+
+    num_samples: int | None = Field(None, ge=1, description="|S|, validation images scored; default: the formula "
+                                    "ceil(3 ln(8 eta / delta)), capped at half the validation split")
+    batch_size: int = Field(64, ge=1, description="forward batch size while scoring")
 
 EPS32 = float(torch.finfo(torch.float32).eps)
 PatchReduce = Literal["mean", "max"]

@@ -268,16 +268,14 @@ def _analyse(model: nn.Module, names: list[str], example: Tensor) -> ChannelStru
 
 
 # ---------------------------------------------------------------------- inputs
-def example_input_for(model: nn.Module, data=None, options: Mapping | None = None) -> Tensor:
-    """A one-image batch to trace ``model`` with: ``options['input_shape']`` (C, H, W) if given,
-    else the shape of ``data`` (a Dataset), else guessed from the first layer (square sides 32,
-    28, 64, 96, 224 are tried; a Linear first layer takes a flat vector)."""
-    options = options or {}
+def example_input_for(model: nn.Module, data=None, input_shape: Sequence[int] | None = None) -> Tensor:
+    """A one-image batch to trace ``model`` with: ``input_shape`` (C, H, W) if given, else the
+    shape of ``data`` (a Dataset), else guessed from the first layer (square sides 32, 28, 64, 96,
+    224 are tried; a Linear first layer takes a flat vector)."""
     p = next(model.parameters(), None)
     dev = p.device if p is not None else torch.device("cpu")
-    if options.get("input_shape") is not None:
-        shape = tuple(int(s) for s in options["input_shape"])
-        return torch.randn(1, *shape, device=dev)
+    if input_shape is not None:
+        return torch.randn(1, *(int(s) for s in input_shape), device=dev)
     if data is not None:
         h, w = data.info.image_size
         return torch.randn(1, data.info.in_channels, h, w, device=dev)

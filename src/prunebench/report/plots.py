@@ -14,17 +14,21 @@ from typing import Mapping, Sequence
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-# fixed colours for the methods the reference study compares (unstructured: blues, structured: warm)
-KNOWN_COLORS = {"wt": "#1f77b4", "sipp": "#17becf", "ft": "#d62728", "pfp": "#ff7f0e", "random-filter": "#8c564b"}
-SPARE_COLORS = ["#2ca02c", "#9467bd", "#e377c2", "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#843c39"]
+SPARE_COLORS = ["#2ca02c", "#9467bd", "#e377c2", "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#843c39", "#ad494a",
+                "#8ca252", "#6b6ecf", "#d6616b", "#e7ba52", "#5254a3"]
 PARENT_COLOR, BASELINE_COLOR = "#000000", "#888888"
 DPI = 100
 
 
 def method_colors(methods: Sequence[str]) -> dict[str, str]:
-    """A colour per method: fixed for known names, then spare colours in sorted order."""
-    spare = iter(SPARE_COLORS * (1 + len(methods) // len(SPARE_COLORS)))
-    return {m: KNOWN_COLORS.get(m) or next(spare) for m in sorted(methods)}
+    """A colour per method: the ``color`` of its registry entry (a row label that is not a registered
+    name, e.g. ``ft-l2``, has none), else spare colours in sorted order (deterministic)."""
+    from prunebench.pruning.registry import METHODS
+
+    fixed = {m: c for m in methods if m in METHODS and (c := METHODS.spec(m).color)}
+    free = [c for c in SPARE_COLORS if c not in fixed.values()] or SPARE_COLORS
+    spare = iter(free * (1 + len(methods) // len(free)))
+    return {m: fixed.get(m) or next(spare) for m in sorted(methods)}
 
 
 def to_data_uri(fig: Figure) -> str:

@@ -97,7 +97,7 @@ def glance_table(an: A.Analysis) -> Table:
     kind = {True: "structured", False: "unstructured", None: "?"}
     body, shade = [], {}
     for i, m in enumerate(an.methods):
-        line = [m, kind[A.is_structured(m)]]
+        line = [m, kind[an.kind(m)[0]]]
         for j, c in enumerate(cols):
             s = stats.get((m, c))
             line.append(A.cell_text(s) if s else "-")

@@ -1,4 +1,5 @@
-"""The study's narrow interface to pruning: option checks, the prune call, parameter / FLOP counts."""
+"""The study's narrow interface to pruning: option checks, the method facts the rows carry, the prune call,
+parameter / FLOP counts."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -6,45 +7,51 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-# Options that only make sense for structured (channel / filter) methods; on an unstructured method they
-# are a configuration mistake, reported before anything runs.
-STRUCTURED_ONLY = frozenset({"norm", "compress", "input_shape"})  # norm: FT's filter norm
+from prunebench.errors import UserError
 
-
-def load_methods() -> None:
-    """Import the pruning package so every method is registered."""
-    import prunebench.pruning  # noqa: F401
+RESERVED = frozenset({"data", "state", "selection", "seed", "device", "ratio", "method", "model"})  # set by the study
 
 
 def check_method_options(name: str, options: Mapping[str, Any]) -> str | None:
     """A one-line problem with ``options`` for method ``name``, or None.
 
-    Methods declare their option names at registration (``options=(...)``); an option that only
-    structured methods take, given to an unstructured one, gets its own message.
+    Checked against the method's options model (:mod:`prunebench.pruning.registry`); an option that
+    only structured methods take, given to an unstructured one, gets its own message.
     """
-    from prunebench.pruning.base import METHODS
+    from prunebench.pruning.registry import METHODS, structured_only_options
 
-    load_methods()
-    reserved = sorted(set(options) & {"data", "state", "selection", "seed", "device", "ratio", "method", "model"})
+    reserved = sorted(set(options) & RESERVED)
     if reserved:
         return f"option(s) {reserved} are set by the study itself; remove them (use the top-level selection / seeds keys)"
-    meta = METHODS.meta(name)
-    structured = bool(meta.get("structured"))
-    declared = meta.get("options")
-    unknown = sorted(set(options) - set(declared)) if declared is not None else []
-    if not structured:
-        struct_opts = set(STRUCTURED_ONLY)
-        for other in METHODS.names():
-            if METHODS.meta(other).get("structured"):
-                struct_opts |= set(METHODS.meta(other).get("options") or ())
-        bad = sorted((set(unknown) if declared is not None else set(options)) & struct_opts)
+    spec = METHODS.spec(name)
+    if not spec.structured:
+        only = structured_only_options()
+        bad = sorted(k for k in options if k in only and k not in spec.options.model_fields)
         if bad:
-            structured_names = ", ".join(n for n in METHODS.names() if METHODS.meta(n).get("structured"))
+            takers = sorted({m for k in bad for m in only[k]})
             return (f"option(s) {bad} apply to structured (filter) methods only and {name!r} is unstructured; "
-                    f"remove them or use a structured method ({structured_names})")
-    if unknown:
-        return f"unknown option(s) {unknown} for pruning method {name!r}; it accepts: {', '.join(declared) or 'none'}"
+                    f"remove them or use a structured method ({', '.join(takers)})")
+    try:
+        spec.parse_options(options)
+    except UserError as e:
+        return str(e)
     return None
+
+
+def non_default_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The method's options that differ from their defaults (what a prune cell's key holds)."""
+    from prunebench.pruning.registry import METHODS
+
+    return METHODS.spec(name).non_default(options)
+
+
+def method_kind(name: str) -> dict[str, bool]:
+    """``structured`` / ``baseline`` of method ``name`` (written into each pruned model's labels and
+    result row, so that the analysis knows them without importing the registry)."""
+    from prunebench.pruning.registry import METHODS
+
+    spec = METHODS.spec(name)
+    return {"structured": spec.structured, "baseline": spec.baseline}
 
 
 def prune_model(model: nn.Module, method: str, ratio: float, *, data: Any, masks: Mapping[str, torch.Tensor] | None,

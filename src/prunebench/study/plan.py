@@ -101,6 +101,7 @@ def plan(cfg: StudyConfig, info: Any) -> list[Cell]:
     by its evals, so that a partial run already holds complete rows.
     """
     from prunebench.evaluation.registry import EVALUATORS
+    from prunebench.study.methods import method_kind, non_default_options
 
     ds = cfg.dataset.model_dump(mode="json")
     data_id = {k: v for k, v in ds.items() if k != "test_limit"}
@@ -149,11 +150,11 @@ def plan(cfg: StudyConfig, info: Any) -> list[Cell]:
             prev = parent
             for step, (ratio, do_retrain) in enumerate(zip(ratios, retrain_flags), start=1):
                 start = prev if cfg.mode == "cascade" else parent
-                conf = {"kind": "prune", "from": start.key, "method": m.name, "options": dict(m.options),
+                conf = {"kind": "prune", "from": start.key, "method": m.name, "options": non_default_options(m.name, m.options),
                         "ratio": ratio, "selection": dict(cfg.selection), "seed": seed,
                         "retrain": retrain.model_copy(update={"seed": seed}).model_dump(mode="json") if do_retrain else None}
                 labels = {"method": m.tag, "method_name": m.name, "rep": rep, "cycle": step if cfg.mode == "cascade" else 1,
-                          "target_ratio": ratio, "retrained": do_retrain, "seed": seed}
+                          "target_ratio": ratio, "retrained": do_retrain, "seed": seed, **method_kind(m.name)}
                 cell = Cell(cell_key("prune", conf), "prune", conf, (start.key,), labels, run_common)
                 cells.append(cell)
                 cells.extend(evals(cell, rep))

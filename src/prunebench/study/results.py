@@ -16,7 +16,8 @@ from prunebench.errors import UserError
 
 BASE_FIELDS = ("model_key", "kind", "method", "rep", "cycle", "target_ratio", "prune_ratio",
                "params_total", "params_nonzero", "flops_dense", "flops_effective")
-EXTRA_FIELDS = ("retrained", "seed")  # beyond the schema: was this model retrained, the repetition's seed
+# beyond the schema: was this model retrained, the repetition's seed, the method's kind (pruned rows)
+EXTRA_FIELDS = ("retrained", "seed", "structured", "baseline")
 
 
 def load_results(run_dir: str | Path, *, as_frame: bool = False) -> Any:
@@ -107,8 +108,23 @@ def _model_row(cell: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
     for k in BASE_FIELDS[7:]:
         row[k] = metrics.get(k)
     row["retrained"], row["seed"] = lab.get("retrained", True), lab.get("seed")
+    if not parent:
+        row.update(_method_kind(lab))
     row["_sha"] = metrics.get("sha256")
     return row
+
+
+def _method_kind(labels: dict[str, Any]) -> dict[str, Any]:
+    """``structured`` / ``baseline`` of a pruned model: from its plan labels, or (a plan written before
+    they were recorded) from the method registry; None when the method is not registered here."""
+    if "structured" in labels:
+        return {"structured": labels["structured"], "baseline": labels.get("baseline", False)}
+    from prunebench.study.methods import method_kind
+
+    try:
+        return method_kind(str(labels.get("method_name", labels.get("method"))))
+    except UserError:
+        return {"structured": None, "baseline": None}
 
 
 def columns(rows: list[dict[str, Any]]) -> list[str]:

@@ -68,14 +68,11 @@ def _model_in(annotation: Any) -> Any:
 
 def check_names(cfg: StudyConfig, where: str = "config") -> None:
     """Registry names and method/evaluator options that are impossible, each as one line with its key."""
-    import prunebench.pruning  # noqa: F401
     from prunebench.data import DATASETS
     from prunebench.evaluation.registry import EVALUATORS
     from prunebench.models import MODELS
-    from prunebench.pruning.base import METHODS
-    from prunebench.study.methods import check_method_options, load_methods
-
-    load_methods()
+    from prunebench.pruning.registry import METHODS
+    from prunebench.study.methods import check_method_options
 
     def need(registry: Any, name: str, key: str) -> None:
         if name not in registry:

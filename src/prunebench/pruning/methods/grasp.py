@@ -9,24 +9,30 @@ by |sum of scores| + 1e-10 (methods.md). GraSP *removes the weights with the lar
 removing them reduces the gradient norm least (or raises it); global selection over all
 prunable layers, cascade-aware (pruned weights stay pruned and count as zero weights).
 
-Options: ``samples_per_class`` (10), ``temperature`` (200), ``batch_size`` (64, chunks of the batch),
-``train_mode`` (False: eval mode, BN running statistics; True: statistics of the whole batch, scored in
-one chunk, as at initialization). The model's buffers (BN running statistics) are left as they were.
+The model's buffers (BN running statistics) are left as they were.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor, nn
 
 from prunebench.data.base import Dataset
 from prunebench.errors import UserError
 from prunebench.pruning.allocation import global_topk
-from prunebench.pruning.base import METHODS, PruneContext, scoring
+from prunebench.pruning.base import PruneContext, scoring
 from prunebench.pruning.masks import PruningState
-from prunebench.pruning.options import method_options
+from prunebench.pruning.registry import METHODS
+from prunebench.registry import Options
 
-OPTIONS = {"samples_per_class": 10, "temperature": 200.0, "batch_size": 64, "train_mode": False}
+
+class GraspOptions(Options):
+    samples_per_class: int = Field(10, ge=1, description="validation images per class in the scoring batch")
+    temperature: float = Field(200.0, gt=0, description="T: the loss is the cross-entropy of logits / T")
+    batch_size: int = Field(64, ge=1, description="chunk size of the scoring batch")
+    train_mode: bool = Field(False, description="score with BatchNorm batch statistics (the whole batch in one "
+                                                "chunk, as at initialization) instead of running statistics")
 
 
 def class_balanced_batch(data: Dataset, per_class: int, generator: torch.Generator,
@@ -84,28 +90,25 @@ def grasp_scores(model: nn.Module, weights: dict[str, Tensor], x: Tensor, y: Ten
     return {k: s / norm for k, s in scores.items()}
 
 
-def grasp_layer_scores(model: nn.Module, state: PruningState, ctx: PruneContext, method: str,
-                       **overrides) -> dict[str, Tensor]:
-    """GraSP scores of every masked weight (pruned weights count as zero), options read for ``method``."""
-    opts = method_options(method, ctx.options, **{**OPTIONS, **overrides})
-    if int(opts["samples_per_class"]) < 1 or float(opts["temperature"]) <= 0 or int(opts["batch_size"]) < 1:
-        raise UserError(f"{method} options samples_per_class and batch_size must be >= 1 and temperature > 0, got "
-                        f"{opts['samples_per_class']}, {opts['batch_size']} and {opts['temperature']}")
+def grasp_layer_scores(model: nn.Module, state: PruningState, ctx: PruneContext, method: str = "grasp") -> dict[str, Tensor]:
+    """GraSP scores of every masked weight (pruned weights count as zero); options ``ctx.opts(GraspOptions)``,
+    ``method`` for messages."""
+    opts = ctx.opts(GraspOptions)
     data = ctx.require_data(method)
     weights = state.weights()
     first = next(iter(weights.values()))
-    x, y = class_balanced_batch(data, int(opts["samples_per_class"]), ctx.generator("cpu"), first.device)
+    x, y = class_balanced_batch(data, opts.samples_per_class, ctx.generator("cpu"), first.device)
     x = x.to(first.dtype)
-    train_mode = bool(opts["train_mode"])
+    train_mode = opts.train_mode
     # Batch statistics (train mode) make the loss depend on how the batch is chunked: one chunk then.
-    batch_size = len(x) if train_mode else int(opts["batch_size"])
+    batch_size = len(x) if train_mode else opts.batch_size
     with scoring(model, train_mode):
         with torch.no_grad():  # score the model as the masks leave it (cascade): pruned weights are zero
             saved = {k: w.detach().clone() for k, w in weights.items()}
             for k, w in weights.items():
                 w.mul_(state.masks[k].to(w.dtype))
         try:
-            return grasp_scores(model, weights, x, y, temperature=float(opts["temperature"]), batch_size=batch_size,
+            return grasp_scores(model, weights, x, y, temperature=opts.temperature, batch_size=batch_size,
                                 seed=ctx.seed)
         finally:
             with torch.no_grad():
@@ -113,8 +116,8 @@ def grasp_layer_scores(model: nn.Module, state: PruningState, ctx: PruneContext,
                     w.copy_(saved[k])
 
 
-@METHODS.register("grasp", structured=False, data_informed=True, options=tuple(OPTIONS))
+@METHODS.register("grasp", options=GraspOptions, structured=False, data_informed=True, label="GraSP")
 def grasp(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) -> dict[str, Tensor]:
     """Keep the weights with the lowest GraSP scores -theta * (H g) (remove the highest)."""
-    scores = grasp_layer_scores(model, state, ctx, "grasp")
+    scores = grasp_layer_scores(model, state, ctx)
     return global_topk({k: -s for k, s in scores.items()}, state.masks, ratio)

@@ -23,8 +23,8 @@ Pruning an input channel removes the producer's filter; the image channels have 
 are never pruned. Because n_g are integers, Brent's root can miss the budget, so the exact
 adjustment step (:func:`~prunebench.pruning.channel_budget.fit_to_budget`) follows.
 
-Options: ``num_samples`` (|S|, default the formula, capped at half the validation split),
-``batch_size`` (sensitivity forward batch, default 32), ``input_shape`` (tracing; default the data's).
+The allocation above is the ``error-tolerance`` policy of
+:mod:`prunebench.pruning.structured_allocation`, PFP's default (option ``allocation``).
 """
 from __future__ import annotations
 
@@ -32,17 +32,25 @@ import copy
 import math
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
-from prunebench.pruning.base import METHODS, PruneContext
+from prunebench.pruning.base import PruneContext
+from prunebench.pruning.channel_budget import Problem
 from prunebench.pruning.masks import PruningState
-from prunebench.pruning.options import method_options
-from prunebench.pruning.sensitivity import channel_sensitivity, layer_output_sizes, sample_size, sensitivity_inputs
-from prunebench.pruning.channel_budget import (Problem, check_reachable, closest_root, finish, fit_blocks, fit_to_budget,
-                                               normalised, round_to_option, rounded_counts, setup)
+from prunebench.pruning.registry import METHODS
+from prunebench.pruning.sensitivity import (SampleOptions, channel_sensitivity, layer_output_sizes, sample_size,
+                                            sensitivity_inputs)
+from prunebench.pruning.structured_allocation import AllocationName, ChannelScores, StructuredOptions, prune_channels
 
 C_CONST = 3.0  # the constant C of PFP / SiPP
 LOG_EPS_RANGE = (math.log(1e-300), math.log(1e150))
+
+
+class PFPOptions(SampleOptions, StructuredOptions):
+    supplies_tolerance = True
+    batch_size: int = Field(32, ge=1, description="forward batch size while scoring")
+    allocation: AllocationName = "error-tolerance"
 
 
 def masked_copy(model: nn.Module, masks: dict[str, Tensor]) -> nn.Module:
@@ -82,9 +90,10 @@ def channel_scores(model: nn.Module, prob: Problem, state: PruningState, ctx: Pr
     all_layers = {n: work.get_submodule(n) for n in st.layers}
     consumers = sorted({c for g in st.prunable_groups for c in g.consumers}, key=list(st.layers).index)
     layers = {n: all_layers[n] for n in consumers}
-    n_pts = ctx.options.get("num_samples") or sample_size(work, all_layers, example)
+    opts = ctx.opts(PFPOptions)
+    n_pts = opts.num_samples or sample_size(work, all_layers, example)
     x = sensitivity_inputs(data, int(n_pts), generator=ctx.generator("cpu"), device=dev)
-    sens = channel_sensitivity(work, layers, x, batch_size=int(ctx.options.get("batch_size", 32)))
+    sens = channel_sensitivity(work, layers, x, batch_size=opts.batch_size)
     sizes = layer_output_sizes(work, all_layers, example)
     eta = float(sum(sizes.values()))
     delta = 1e-16 / eta
@@ -112,34 +121,22 @@ def channel_scores(model: nn.Module, prob: Problem, state: PruningState, ctx: Pr
     return score[: st.n], pairs
 
 
-@METHODS.register("pfp", structured=True, data_informed=True, options=("num_samples", "batch_size", "input_shape", "round_to"))
-def pfp(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) -> dict[str, Tensor]:
-    """Deterministic PFP: keep the top-n_g channels by sensitivity, one eps for the whole net."""
-    opts = method_options("pfp", ctx.options, num_samples=None, batch_size=32, input_shape=None, round_to=1)
-    round_to = round_to_option("pfp", opts["round_to"])
-    ctx.require_data("pfp")  # fail before any work
-    prob = setup(model, state, ratio, ctx, "pfp")
-    if prob.current_ratio() >= ratio:  # the cascade already removed enough
-        return {k: m.clone() for k, m in state.masks.items()}
-    check_reachable(prob, ratio, "pfp")
+def pfp_scores(model: nn.Module, prob: Problem, state: PruningState, ctx: PruneContext) -> ChannelScores:
+    """Channel scores max_l p^l_j and PFP's per-group counts n_g(log eps) for the allocation."""
     st = prob.struct
     score, pairs = channel_scores(model, prob, state, ctx)
-    rank = st.rank_in_group(score, prob.alive)
-    live = st.per_group(prob.alive)
 
-    def counts_at(log_eps: float) -> Tensor:
+    def counts(log_eps: float) -> Tensor:
         n_g = torch.zeros(len(st.groups), dtype=torch.long)
         for pr in pairs:
             n_g[pr.group] = max(int(n_g[pr.group]), pr.count(log_eps))
-        return rounded_counts(torch.minimum(n_g.clamp(min=1), live), live, round_to)
+        return n_g
 
-    def excess(log_eps: float) -> float:
-        return st.remaining(prob.alive & (rank < counts_at(log_eps)[st.group_of]), prob.counts) - prob.target
+    return ChannelScores(score, counts, LOG_EPS_RANGE, 1e-10)
 
-    k = counts_at(closest_root(excess, *LOG_EPS_RANGE, xtol=1e-10))
-    norm = normalised(score, st, prob.alive)
-    if round_to > 1:
-        keep = fit_blocks(prob, rank, k, round_to, norm)
-    else:
-        keep = fit_to_budget(prob, prob.alive & (rank < k[st.group_of]), norm)
-    return finish(prob, keep, state, "pfp", ratio, round_to)
+
+@METHODS.register("pfp", options=PFPOptions, structured=True, data_informed=True, color="#ff7f0e", label="PFP")
+def pfp(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) -> dict[str, Tensor]:
+    """Deterministic PFP: keep the top-n_g channels by sensitivity, one eps for the whole net."""
+    ctx.require_data("pfp")  # fail before any work
+    return prune_channels(model, state, ratio, ctx, "pfp", lambda prob: pfp_scores(model, prob, state, ctx))

@@ -16,36 +16,54 @@ keeps its weights and the others absorb the difference (water-filling), so the t
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
+from pydantic import Field
 from torch import Tensor, nn
 
 from prunebench.pruning.allocation import (
     erk_densities, erk_plus_densities, er_densities, random_masks, uniform_densities, uniform_plus_densities,
 )
-from prunebench.pruning.base import METHODS, PruneContext
+from prunebench.pruning.base import PruneContext
 from prunebench.pruning.masks import PruningState
-from prunebench.pruning.options import method_options
+from prunebench.pruning.registry import METHODS
+from prunebench.registry import Options
 
 
-def _random(name: str, scheme: Callable[..., dict[str, float]], **scheme_defaults: Any):
+class RandomOptions(Options):
+    exact: bool = Field(True, description="keep exactly round(density * N) weights per layer; false: Bernoulli "
+                                          "draws per weight as the reference code (realised ratio drifts)")
+
+
+class UniformPlusOptions(RandomOptions):
+    last_min_density: float = Field(0.2, ge=0.0, le=1.0, description="the last layer keeps at least this density")
+
+
+class ERKPlusOptions(RandomOptions):
+    last_density: float = Field(1.0, gt=0.0, le=1.0, description="density of the last layer (1 = dense)")
+
+
+def _random(name: str, scheme: Callable[..., dict[str, float]], options: type[RandomOptions] = RandomOptions,
+            color: str | None = None) -> Callable[..., dict[str, Tensor]]:
+    scheme_keys = [k for k in options.model_fields if k not in RandomOptions.model_fields]
+
     def method(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) -> dict[str, Tensor]:
-        opts = method_options(name, ctx.options, exact=True, **scheme_defaults)
+        opts = ctx.opts(options)
         shapes = {k: tuple(m.shape) for k, m in state.masks.items()}
         density = 1.0 - ratio
         if density >= 1.0:
             return {k: m.clone() for k, m in state.masks.items()}
-        dens = scheme(shapes, density, **{k: float(opts[k]) for k in scheme_defaults})
-        return random_masks(dens, state.masks, exact=bool(opts["exact"]), generator=ctx.generator("cpu"))
+        dens = scheme(shapes, density, **{k: float(getattr(opts, k)) for k in scheme_keys})
+        return random_masks(dens, state.masks, exact=opts.exact, generator=ctx.generator("cpu"))
 
     method.__name__ = name.replace("-", "_")
     method.__doc__ = f"Random pruning with {scheme.__name__.replace('_densities', '')} layer-wise densities."
-    return METHODS.register(name, structured=False, data_informed=False, baseline=True,
-                            options=("exact", *scheme_defaults))(method)
+    return METHODS.register(name, options=options, structured=False, data_informed=False, baseline=True,
+                            color=color)(method)
 
 
-random_uniform = _random("random", uniform_densities)
-random_uniform_plus = _random("random-uniform-plus", uniform_plus_densities, last_min_density=0.2)
+random_uniform = _random("random", uniform_densities, color="#2ca02c")
+random_uniform_plus = _random("random-uniform-plus", uniform_plus_densities, UniformPlusOptions)
 random_er = _random("random-er", er_densities)
 random_erk = _random("random-erk", erk_densities)
-random_erk_plus = _random("random-erk-plus", erk_plus_densities, last_density=1.0)
+random_erk_plus = _random("random-erk-plus", erk_plus_densities, ERKPlusOptions)

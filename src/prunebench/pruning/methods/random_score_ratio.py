@@ -11,32 +11,42 @@ from __future__ import annotations
 
 from typing import Callable
 
+from pydantic import Field
 from torch import Tensor, nn
 
 from prunebench.pruning.allocation import global_topk, random_masks
-from prunebench.pruning.base import METHODS, PruneContext
+from prunebench.pruning.base import PruneContext
 from prunebench.pruning.masks import PruningState
-from prunebench.pruning.methods import grasp as _grasp
-from prunebench.pruning.methods import snip as _snip
+from prunebench.pruning.methods.grasp import GraspOptions, grasp_layer_scores
+from prunebench.pruning.methods.random import RandomOptions
+from prunebench.pruning.methods.snip import SnipOptions, snip_scores
+from prunebench.pruning.registry import METHODS
+
+TRAIN_MODE = Field(True, description="score with BatchNorm batch statistics (default here: pruning at initialization)")
 
 
-def _score_ratio(name: str, scorer: Callable[..., dict[str, Tensor]], score_options: dict, keep_lowest: bool):
+class RandomSnipRatioOptions(RandomOptions, SnipOptions):
+    train_mode: bool = TRAIN_MODE
+
+
+class RandomGraspRatioOptions(RandomOptions, GraspOptions):
+    train_mode: bool = TRAIN_MODE
+
+
+def _score_ratio(name: str, scorer: Callable[..., dict[str, Tensor]], options: type[RandomOptions],
+                 keep_lowest: bool) -> Callable[..., dict[str, Tensor]]:
     def method(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) -> dict[str, Tensor]:
-        exact = bool(ctx.options.get("exact", True))
-        score_ctx = PruneContext(data=ctx.data, device=ctx.device, seed=ctx.seed,
-                                 options={k: v for k, v in ctx.options.items() if k != "exact"})
-        scores = scorer(model, state, score_ctx, name, **{**score_options, "train_mode": True})
+        scores = scorer(model, state, ctx, name)
         if keep_lowest:  # GraSP keeps the lowest scores
             scores = {k: -s for k, s in scores.items()}
         top = global_topk(scores, state.masks, ratio)
         densities = {k: float(m.sum()) / m.numel() for k, m in top.items()}
-        return random_masks(densities, state.masks, exact=exact, generator=ctx.generator("cpu"))
+        return random_masks(densities, state.masks, exact=ctx.opts(options).exact, generator=ctx.generator("cpu"))
 
     method.__name__ = name.replace("-", "_")
     method.__doc__ = f"Random masks at the per-layer densities a global top-k of {name.split('-')[1].upper()} scores gives."
-    return METHODS.register(name, structured=False, data_informed=True, baseline=True,
-                            options=("exact", *score_options))(method)
+    return METHODS.register(name, options=options, structured=False, data_informed=True, baseline=True)(method)
 
 
-random_snip_ratio = _score_ratio("random-snip-ratio", _snip.snip_scores, _snip.OPTIONS, keep_lowest=False)
-random_grasp_ratio = _score_ratio("random-grasp-ratio", _grasp.grasp_layer_scores, _grasp.OPTIONS, keep_lowest=True)
+random_snip_ratio = _score_ratio("random-snip-ratio", snip_scores, RandomSnipRatioOptions, keep_lowest=False)
+random_grasp_ratio = _score_ratio("random-grasp-ratio", grasp_layer_scores, RandomGraspRatioOptions, keep_lowest=True)

@@ -9,33 +9,31 @@ sensitivities with no reweighting (torchprune ``SiPPNet``). The randomized / hyb
 
 S: |S| = ceil(3 ln(8 eta* / delta)), delta = 1e-16 / eta (see ``sensitivity.sample_size``),
 capped at half the validation split; drawn from ``data.val`` (never the test split).
-
-Options: ``num_samples`` (override |S|), ``batch_size`` (forward chunk, default 64).
 """
 from __future__ import annotations
 
 from torch import Tensor, nn
 
 from prunebench.pruning.allocation import global_topk
-from prunebench.pruning.base import METHODS, PruneContext
+from prunebench.pruning.base import PruneContext
 from prunebench.pruning.masks import PruningState
-from prunebench.pruning.options import method_options
+from prunebench.pruning.registry import METHODS
 from prunebench.pruning.selection import module_name
-from prunebench.pruning.sensitivity import sample_size, sensitivity_inputs, weight_sensitivity
+from prunebench.pruning.sensitivity import SampleOptions, sample_size, sensitivity_inputs, weight_sensitivity
 
 
-@METHODS.register("sipp", structured=False, data_informed=True, options=("num_samples", "batch_size"))
+@METHODS.register("sipp", options=SampleOptions, structured=False, data_informed=True, color="#17becf", label="SiPP")
 def sipp(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) -> dict[str, Tensor]:
     """Keep the globally most sensitive weights (mean over patches, max over S)."""
-    opts = method_options("sipp", ctx.options, num_samples=None, batch_size=64)
+    opts = ctx.opts(SampleOptions)
     data = ctx.require_data("sipp")
     dev = next(iter(state.weights().values())).device
     layers = {module_name(k): model.get_submodule(module_name(k)) for k in state.masks}
-    n = opts["num_samples"]
+    n = opts.num_samples
     if n is None:
         example = sensitivity_inputs(data, 1, generator=ctx.generator("cpu"), device=dev)
         n = sample_size(model, layers, example)
     x = sensitivity_inputs(data, int(n), generator=ctx.generator("cpu"), device=dev)
-    sens = weight_sensitivity(model, layers, x, patch_reduce="mean", batch_size=int(opts["batch_size"]))
+    sens = weight_sensitivity(model, layers, x, patch_reduce="mean", batch_size=opts.batch_size)
     scores = {k: sens[module_name(k)] for k in state.masks}
     return global_topk(scores, state.masks, ratio)
