@@ -3,6 +3,7 @@ train -> evaluate on real data."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,8 +66,22 @@ def test_train_then_evaluate(tmp_path: Path) -> None:
 def test_list_registries() -> None:
     models = cli("list", "models")
     assert models.returncode == 0 and "resnet20" in models.stdout and "lenet5" in models.stdout
+    assert re.search(r"^wrn28_10 +family=wrn  depth=28  widen=10", models.stdout, re.M)  # typed metadata
     data = cli("list", "datasets")
     assert "fashion-mnist" in data.stdout and "cifar10" in data.stdout and "npz" in data.stdout
+    assert re.search(r"^cifar100 +channels=3  size=32  classes=100$", data.stdout, re.M)
+    evs = cli("list", "evaluators").stdout.splitlines()
+    at = next(i for i, line in enumerate(evs) if line.startswith("calibration "))
+    assert "needs_parent=False" in evs[at] and "n_bins=15 (equal-width confidence bins" in evs[at + 1]
+    assert evs[at + 2].strip().startswith("description: Does confidence match accuracy?")
+    corr = cli("list", "corruptions").stdout
+    assert re.search(r"^spatter +family=weather  benchmark=False$", corr, re.M)
+
+
+def test_evaluate_suite_is_checked_against_the_specs_before_any_file_is_read(tmp_path: Path) -> None:
+    for suite, words in [("noise-similarity", "pass --parent"), ("calibraton", "did you mean 'calibration'")]:
+        out = cli("evaluate", str(tmp_path / "absent.safetensors"), "--suite", suite)
+        assert out.returncode == 2 and words in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
 
 
 def test_prune_cascade_and_bad_ratio(tmp_path: Path) -> None:

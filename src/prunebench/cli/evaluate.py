@@ -27,6 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from prunebench.evaluation.base import EvalContext
+    from prunebench.evaluation.registry import EVALUATORS
     from prunebench.evaluation.suite import run_suite
     from prunebench.store import load_checkpoint
     from prunebench.training import evaluate_split
@@ -38,13 +39,16 @@ def run(args: argparse.Namespace) -> int:
                         "evaluate on the whole test set")
     if args.out:
         check_out_file(args.out, "--out")
+    names = split_list(args.suite)
+    for name in names:  # bad names and a missing --parent fail before any checkpoint is read
+        if EVALUATORS.spec(name).needs_parent and not args.parent:
+            raise UserError(f"evaluator {name!r} compares with the parent model; pass --parent PARENT.safetensors")
     device = resolve_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
     data = data_for(ckpt.meta, args.data, args.data_root)
     test = data.test.subset(slice(0, args.limit)) if args.limit else data.test
     result = evaluate_split(ckpt.model, test, data.info, device)
     metrics = {"test_acc": result["acc"], "test_loss": result["loss"]}
-    names = split_list(args.suite)
     if names:
         parent = load_checkpoint(args.parent, device).model if args.parent else None
         ctx = EvalContext(data=data, device=device, parent=parent, seed=args.seed, max_samples=args.limit)

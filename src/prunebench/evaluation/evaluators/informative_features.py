@@ -23,7 +23,6 @@ separately trained baseline compared with the same parent gives the reference le
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from pydantic import Field

@@ -26,7 +26,6 @@ import math
 import warnings
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
