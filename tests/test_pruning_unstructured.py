@@ -21,8 +21,8 @@ from prunebench.pruning.sensitivity import (
     EPS32, layer_sensitivity, sample_size, sensitivity_batch, weight_sensitivity,
 )
 
-UNSTRUCTURED = [n for n in METHODS.names() if not METHODS.meta(n).get("structured")]
-DATA_INFORMED = [n for n in UNSTRUCTURED if METHODS.meta(n).get("data_informed")]
+UNSTRUCTURED = [n for n in METHODS.names() if not METHODS.spec(n).structured]
+DATA_INFORMED = [n for n in UNSTRUCTURED if METHODS.spec(n).data_informed]
 FAST = {"num_samples": 12, "batch_size": 12, "samples_per_class": 2}  # small data batches, for speed
 
 

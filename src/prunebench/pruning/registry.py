@@ -38,12 +38,7 @@ class MethodSpec(Spec):
     data_informed: bool  # scores need data: draws a batch from the dataset's validation split
     baseline: bool = False  # a random baseline (left out of the structured-vs-unstructured comparison)
     color: str | None = None  # plot colour (hex); None: a spare colour chosen deterministically
-    label: str | None = None  # display name in plots and the report; None: the registry name
-
-    @property
-    def display(self) -> str:
-        """The name to show a reader: ``label`` or the registry name."""
-        return self.label or self.name
+    label: str | None = None  # display name for a reader (listings, docs table); None: the registry name
 
 
 class MethodRegistry(Registry[MethodSpec]):
