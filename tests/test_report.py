@@ -59,7 +59,8 @@ def make_rows(reps: int = 2, pp: dict[str, float] = PP, full: bool = True) -> li
                 rows.append({"model_key": f"{method}-{rep}-{c}", "kind": "pruned", "method": method, "rep": rep, "cycle": c,
                              "target_ratio": r, "prune_ratio": r, "params_total": int(61706 * (1 - r)) if structured else 61706,
                              "params_nonzero": int(61706 * (1 - r)), "flops_dense": 429_000,
-                             "flops_effective": int(429_000 * (1 - r)), **metrics(method, r)})
+                             "flops_effective": int(429_000 * (1 - r)), **metrics(method, r),
+                             "structured": structured, "baseline": False})  # as the study writes them
     return rows
 
 
