@@ -180,7 +180,7 @@ def smoke_run(tmp_path_factory):
 
 
 def test_report_command_on_a_real_smoke_run(smoke_run, capsys):
-    from prunebench.study.analysis import prune_potential
+    from prunebench.analysis import prune_potential
     from prunebench.study.results import load_results
 
     capsys.readouterr()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 EXAMPLE = ("examples:\n  prunebench report runs/smoke\n"
-           "  prunebench report runs/lenet5-study --delta 0.01")
+           "  prunebench report runs/lenet5-study --delta 0.01 --confidence 0.9")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,19 +16,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                                "config, else 0.005)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--confidence", type=float, default=0.95,
+                   help="confidence level of every interval and verdict (default 0.95)")
     p.add_argument("--allow-incomplete", action="store_true",
                    help="exit 0 even when cells failed, are blocked or have not run yet (default: exit 1)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from prunebench.analysis.paired import check_confidence
     from prunebench.errors import UserError
-    from prunebench.report import write_report
+    from prunebench.report import read_table, write_report
 
     if args.delta is not None and not 0 <= args.delta < 1:
         raise UserError(f"--delta must be in [0, 1) (a tolerated error increase, e.g. 0.005), got {args.delta}")
     if args.bootstrap < 1:
         raise UserError(f"--bootstrap must be a positive number of resamples, got {args.bootstrap}")
+    level = check_confidence(args.confidence)
     import sys
     from pathlib import Path
 
@@ -39,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
     if holder is not None:
         print(f"note: a run is in progress in {args.run_dir} ({describe(holder)}); the report covers the cells "
               "finished so far", file=sys.stderr)
-    html_path, md_path = write_report(args.run_dir, delta=args.delta, n_boot=args.bootstrap, seed=args.seed)
-    table = _table_from(md_path)
+    html_path, md_path = write_report(args.run_dir, delta=args.delta, n_boot=args.bootstrap, seed=args.seed,
+                                      confidence=level)
+    table = read_table(md_path)
     if table:
         print(table)
     print(f"report:  {html_path}\nsummary: {md_path}")
@@ -55,10 +60,3 @@ def run(args: argparse.Namespace) -> int:
         return 1
     return 0
 
-
-def _table_from(md_path) -> str:
-    """The terminal prune-potential table, written by write_report next to the summary."""
-    from prunebench.report import TABLE_NAME
-
-    txt = md_path.with_name(TABLE_NAME)
-    return txt.read_text(encoding="utf-8").rstrip() if txt.is_file() else ""

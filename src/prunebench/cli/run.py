@@ -40,11 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from prunebench.report import write_report
-    from prunebench.study.analysis import prune_potential_table
+    from prunebench.report import read_table, study_table, write_report
     from prunebench.study.config import load_config
     from prunebench.study.plan import counts
-    from prunebench.study.results import load_results
     from prunebench.study.rundir import cell_failures
     from prunebench.study.runner import run_study
 
@@ -57,11 +55,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"study {cfg.name!r} in {summary.run_dir}: {len(summary.cells)} cells ({n['train']} train, {n['prune']} prune, "
           f"{n['eval']} eval); ran {len(summary.executed)} ({done['train']} train, {done['prune']} prune, "
           f"{done['eval']} eval), reused {len(summary.reused)}, {summary.seconds:.1f} s")
-    rows = load_results(summary.run_dir)
     print()
-    print(prune_potential_table(rows, cfg.delta))
-    if not args.no_report and rows:
+    if not summary.models_done:
+        print("no model finished: nothing to tabulate")
+    elif args.no_report:
+        print(study_table(summary.run_dir, delta=cfg.delta))
+    else:
         html, md = write_report(summary.run_dir, delta=cfg.delta)
+        print(read_table(md))
         print(f"\nreport: {html}\nsummary: {md}")
     if summary.env_changed:
         first = next(iter(summary.env_changed.values()))

@@ -71,13 +71,10 @@ def write_report(run_dir: str | Path, *, delta: float | None = None, n_boot: int
     run = Path(run_dir)
     if not run.is_dir() or not (run / RESULTS_FILE).is_file():
         raise UserError(f"{run} is not a prunebench run directory (no {RESULTS_FILE}); pass the folder `prunebench run` wrote")
-    from prunebench.study.results import load_outcomes, load_results
+    from prunebench.study.results import load_study
     from prunebench.study.rundir import cell_failures, pending_cells
 
-    rows = load_results(run)
-    outcomes = load_outcomes(run)
-    if hasattr(rows, "to_dict"):  # a DataFrame when pandas is around
-        rows = rows.to_dict("records")
+    rows, outcomes = load_study(run)
     failures = cell_failures(run)
     if not rows:
         if failures:
@@ -103,4 +100,19 @@ def _num_classes(run: Path) -> int | None:
         return None
 
 
-__all__ = ["TABLE_NAME", "render_report", "write_report"]
+def read_table(md_path: Path) -> str:
+    """The terminal prune-potential table that :func:`write_report` wrote next to ``summary.md``."""
+    txt = Path(md_path).with_name(TABLE_NAME)
+    return txt.read_text(encoding="utf-8").rstrip() if txt.is_file() else ""
+
+
+def study_table(run_dir: str | Path, *, delta: float, confidence: float = 0.95) -> str:
+    """The terminal prune-potential table of a run (with paired intervals), without writing a report."""
+    from prunebench.study.results import load_study
+
+    run = Path(run_dir)
+    rows, outcomes = load_study(run)
+    return analyze(rows, outcomes, delta, level=confidence, num_classes=_num_classes(run)).table
+
+
+__all__ = ["TABLE_NAME", "read_table", "render_report", "study_table", "write_report"]

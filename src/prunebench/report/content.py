@@ -1,7 +1,7 @@
 """The report as a format-neutral document (sections of text, tables, figures), built from result rows.
 
 ``build_document`` computes everything once; ``report.html`` and ``summary.md`` render the same
-document (the Markdown drops the figures). Numbers come from :mod:`prunebench.study.analysis`.
+document (the Markdown drops the figures). Numbers come from :mod:`prunebench.analysis`.
 """
 from __future__ import annotations
 

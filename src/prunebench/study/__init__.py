@@ -3,9 +3,9 @@
 ``run_study(config, run_dir)`` runs (or resumes) a study; ``load_results(run_dir)`` returns its rows
 (docs/STUDY.md). Submodules: ``config`` (schema) + ``validate`` (messages, registry checks), ``plan``
 (cells and keys), ``cells`` (what a cell does), ``executors`` (where cells run), ``runner`` (scheduling,
-run directory), ``results`` (rows, export), ``analysis`` (prune potential). Names below are imported
-lazily, so ``prunebench.study.analysis`` stays free of torch. (``plan`` is the submodule here; the
-function is ``prunebench.study.plan.plan``.)
+run directory), ``results`` (rows, outcomes, export). The analysis of the rows is its own torch-free
+package, :mod:`prunebench.analysis`. Names below are imported lazily, so ``import prunebench.study``
+stays cheap. (``plan`` is the submodule here; the function is ``prunebench.study.plan.plan``.)
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 
 _LAZY = {
     "StudyConfig": "config", "load_config": "config", "Cell": "plan",
-    "export_results": "results", "load_results": "results", "RunSummary": "runner", "run_study": "runner",
+    "export_results": "results", "load_outcomes": "results", "load_results": "results", "load_study": "results", "RunSummary": "runner", "run_study": "runner",
 }
 
 

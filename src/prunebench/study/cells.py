@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 CHECKPOINTS = "checkpoints"
+CACHE = "cache"  # corrupted test sets, computed once per study and shared by every eval cell
 _DATA: dict[str, Any] = {}  # per-process dataset cache (spec JSON -> Dataset)
 
 
@@ -139,7 +140,8 @@ def _eval(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict[
     parent = load_checkpoint(checkpoint_path(run_dir, conf["parent"]), device).model if conf.get("parent") else None
     baseline = load_checkpoint(checkpoint_path(run_dir, conf["baseline"]), device).model if conf.get("baseline") else None
     ctx = EvalContext(data=data, device=device, parent=parent, baseline=baseline, seed=conf.get("seed", 0),
-                      batch_size=c.run.get("batch_size", 1000), max_samples=conf.get("max_samples"))
+                      batch_size=c.run.get("batch_size", 1000), max_samples=conf.get("max_samples"),
+                      cache_dir=run_dir / CACHE)
     name = conf["evaluator"]
     res = evaluate_suite(model, ctx, [name], {name: dict(conf.get("options") or {})})
     return {**res.metrics, OUTCOMES_KEY: {tag: pack(v) for tag, v in res.outcomes.items()}}

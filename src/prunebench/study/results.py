@@ -22,44 +22,15 @@ EXTRA_FIELDS = ("retrained", "seed", "structured", "baseline")
 
 def load_results(run_dir: str | Path, *, as_frame: bool = False) -> Any:
     """The rows of ``run_dir`` (list of dicts; a pandas DataFrame with ``as_frame=True``)."""
-    from prunebench.store.results import ResultStore
-    from prunebench.study.runner import PLAN_FILE, RESULTS_FILE, check_run_dir
-
-    run = Path(run_dir)
-    if not (run / PLAN_FILE).is_file() or not (run / RESULTS_FILE).is_file():
-        raise UserError(f"{run} is not a prunebench run directory (no {PLAN_FILE} / {RESULTS_FILE}); "
-                        "pass the folder `prunebench run` wrote")
-    check_run_dir(run)
-    try:
-        cells = json.loads((run / PLAN_FILE).read_text(encoding="utf-8"))["cells"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise UserError(f"{run / PLAN_FILE} is unreadable ({e}); rerun `prunebench run` to rewrite it") from None
-    with ResultStore(run / RESULTS_FILE) as store:
-        records = {r.key: r for r in store.records() if r.status == "done"}
-    rows: dict[str, dict[str, Any]] = {}
-    for cell in cells:
-        rec = records.get(cell["key"])
-        if rec is None:
-            continue
-        if cell["kind"] in ("train", "prune"):
-            rows[cell["key"]] = _model_row(cell, rec.metrics)
-        else:
-            row = rows.get(cell["config"]["model"])
-            if row is None or (rec.metrics.get("inputs") or {}).get(row["model_key"]) != row["_sha"]:
-                continue  # model not finished, or this eval saw an older checkpoint
-            row.update({k: v for k, v in rec.metrics.items() if "/" in k and not isinstance(v, (dict, list))})
-    out = []
-    for row in rows.values():
-        row.pop("_sha")
-        out.append(row)
+    rows, _ = load_study(run_dir, outcomes=False)
     if as_frame:
         try:
             import pandas as pd
         except ImportError:
             raise UserError("as_frame=True needs pandas, which is not installed; pip install pandas, "
                             "or use the list of dicts (as_frame=False)") from None
-        return pd.DataFrame(out, columns=columns(out))
-    return out
+        return pd.DataFrame(rows, columns=columns(rows))
+    return rows
 
 
 def load_outcomes(run_dir: str | Path) -> dict[str, dict[str, Any]]:
@@ -69,32 +40,59 @@ def load_outcomes(run_dir: str | Path) -> dict[str, dict[str, Any]]:
     evaluated before prunebench recorded outcomes simply have none (the analysis then marks their
     intervals unavailable). Arrays follow :mod:`prunebench.analysis.outcomes`.
     """
+    return load_study(run_dir)[1]
+
+
+def load_study(run_dir: str | Path, *, outcomes: bool = True) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Rows and (unless ``outcomes=False``) per-example outcomes of ``run_dir`` from ONE read-only pass
+    over its plan and store (what the report, ``run``'s summary and the analysis need together)."""
     from prunebench.analysis.outcomes import OUTCOMES_KEY, unpack
-    from prunebench.store.results import ResultStore
-    from prunebench.study.runner import PLAN_FILE, RESULTS_FILE
 
     run = Path(run_dir)
-    load_results(run)  # the same checks and errors
-    cells = json.loads((run / PLAN_FILE).read_text(encoding="utf-8"))["cells"]
-    with ResultStore(run / RESULTS_FILE) as store:
-        records = {r.key: r for r in store.records() if r.status == "done"}
-    sha = {c["key"]: records[c["key"]].metrics.get("sha256") for c in cells
-           if c["kind"] in ("train", "prune") and c["key"] in records}
+    cells, records = _read(run)
+    rows: dict[str, dict[str, Any]] = {}
     out: dict[str, dict[str, Any]] = {}
     for cell in cells:
         rec = records.get(cell["key"])
-        if cell["kind"] != "eval" or rec is None:
+        if rec is None:
             continue
-        model = cell["config"]["model"]
-        if model not in sha or (rec.metrics.get("inputs") or {}).get(model) != sha[model]:
+        if cell["kind"] in ("train", "prune"):
+            rows[cell["key"]] = _model_row(cell, rec.metrics)
+            continue
+        row = rows.get(cell["config"]["model"])
+        if row is None or (rec.metrics.get("inputs") or {}).get(row["model_key"]) != row["_sha"]:
+            continue  # model not finished, or this eval saw an older checkpoint
+        row.update({k: v for k, v in rec.metrics.items() if "/" in k and not isinstance(v, (dict, list))})
+        if not outcomes:
             continue
         for tag, packed in (rec.metrics.get(OUTCOMES_KEY) or {}).items():
             try:
-                out.setdefault(model, {})[tag] = unpack(packed)
+                out.setdefault(row["model_key"], {})[tag] = unpack(packed)
             except (KeyError, TypeError, ValueError) as e:
                 raise UserError(f"the outcomes of eval cell {cell['key']} in {run} are damaged ({e}); delete "
                                 "that record or rerun into a new --out directory") from None
-    return out
+    for row in rows.values():
+        row.pop("_sha")
+    return list(rows.values()), out
+
+
+def _read(run: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The plan's cells (model cells before their evals, as planned) and the store's finished records,
+    read-only; a directory that is not a run is one UserError."""
+    from prunebench.store.results import ResultStore
+    from prunebench.study.rundir import PLAN_FILE, RESULTS_FILE, check_run_dir
+
+    if not (run / PLAN_FILE).is_file() or not (run / RESULTS_FILE).is_file():
+        raise UserError(f"{run} is not a prunebench run directory (no {PLAN_FILE} / {RESULTS_FILE}); "
+                        "pass the folder `prunebench run` wrote")
+    check_run_dir(run)
+    try:
+        cells = json.loads((run / PLAN_FILE).read_text(encoding="utf-8"))["cells"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise UserError(f"{run / PLAN_FILE} is unreadable ({e}); rerun `prunebench run` to rewrite it") from None
+    with ResultStore(run / RESULTS_FILE, readonly=True) as store:
+        records = {r.key: r for r in store.records() if r.status == "done"}
+    return cells, records
 
 
 def _model_row(cell: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:

@@ -60,6 +60,12 @@ class RunSummary:
     def ok(self) -> bool:
         return not self.failed and not self.blocked
 
+    @property
+    def models_done(self) -> int:
+        """Model cells (train / prune) finished, in this invocation or before."""
+        done = set(self.executed) | set(self.reused)
+        return sum(c.kind in ("train", "prune") and c.key in done for c in self.cells)
+
     def executed_kinds(self) -> dict[str, int]:
         kind = {c.key: c.kind for c in self.cells}
         return {k: sum(kind[x] == k for x in self.executed) for k in ("train", "prune", "eval")}
