@@ -28,8 +28,9 @@ from torch import Tensor, nn
 
 from prunebench.errors import UserError
 from prunebench.pruning.base import PruneContext
-from prunebench.pruning.channel_budget import (Problem, check_reachable, closest_root, finish, fit_blocks, fit_to_budget,
-                                               normalised, rounded_counts, setup)
+from prunebench.pruning.channel_budget import (
+    Problem, check_reachable, closest_root, finish, fit_blocks, fit_to_budget, normalised, rounded_counts, setup,
+)
 from prunebench.pruning.masks import PruningState
 from prunebench.registry import Options
 
@@ -95,7 +96,7 @@ def error_tolerance(prob: Problem, scores: ChannelScores, round_to: int) -> Tens
     """The method's own counts at one global error tolerance (PFP), the tolerance by root finding."""
     if scores.tolerance_counts is None:
         raise UserError("structured allocation 'error-tolerance' needs per-group counts from the method's error "
-                        f"bound, which this method does not supply; choose allocation from: {', '.join(sorted(ALLOCATIONS))}")
+                        f"bound, which this method does not supply; choose one of: {', '.join(sorted(ALLOCATIONS))}")
     return keep_from_counts(prob, scores, round_to, scores.tolerance_counts, *scores.tolerance_range,
                             scores.tolerance_xtol)
 

@@ -90,7 +90,8 @@ def grasp_scores(model: nn.Module, weights: dict[str, Tensor], x: Tensor, y: Ten
     return {k: s / norm for k, s in scores.items()}
 
 
-def grasp_layer_scores(model: nn.Module, state: PruningState, ctx: PruneContext, method: str = "grasp") -> dict[str, Tensor]:
+def grasp_layer_scores(model: nn.Module, state: PruningState, ctx: PruneContext,
+                       method: str = "grasp") -> dict[str, Tensor]:
     """GraSP scores of every masked weight (pruned weights count as zero); options ``ctx.opts(GraspOptions)``,
     ``method`` for messages."""
     opts = ctx.opts(GraspOptions)

@@ -44,7 +44,8 @@ def _score_ratio(name: str, scorer: Callable[..., dict[str, Tensor]], options: t
         return random_masks(densities, state.masks, exact=ctx.opts(options).exact, generator=ctx.generator("cpu"))
 
     method.__name__ = name.replace("-", "_")
-    method.__doc__ = f"Random masks at the per-layer densities a global top-k of {name.split('-')[1].upper()} scores gives."
+    score = name.split("-")[1].upper()
+    method.__doc__ = f"Random masks at the per-layer densities a global top-k of {score} scores gives."
     return METHODS.register(name, options=options, structured=False, data_informed=True, baseline=True)(method)
 
 
