@@ -107,17 +107,6 @@ class Spec:
         return parsed.model_dump(mode="json", exclude_defaults=True)
 
 
-@dataclass(frozen=True, kw_only=True)
-class _LegacySpec(Spec):
-    """Transitional: free-form metadata of a registry not yet given a typed spec (removed when every
-    registry has one)."""
-
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def metadata(self) -> dict[str, Any]:
-        return dict(self.extra)
-
-
 _BASE_FIELDS = frozenset({"name", "obj", "options", "kind"})
 S = TypeVar("S", bound=Spec)
 _plugins_loaded = False
@@ -168,9 +157,9 @@ class Registry(Generic[S]):
     lookup, so that their ``@REGISTRY.register`` lines run.
     """
 
-    def __init__(self, kind: str, spec_type: type[S] | None = None, packages: tuple[str, ...] = ()) -> None:
+    def __init__(self, kind: str, spec_type: type[S], packages: tuple[str, ...] = ()) -> None:
         self.kind = kind
-        self.spec_type: Any = spec_type or _LegacySpec  # transitional, see _LegacySpec
+        self.spec_type: type[S] = spec_type
         self.packages = packages
         self._specs: dict[str, S] = {}
         self._loaded = False
@@ -179,9 +168,6 @@ class Registry(Generic[S]):
     # -- registration
     def register(self, name: str, *, options: type[Options] = NoOptions, **meta: Any) -> Callable[[Any], Any]:
         """Decorator: ``@METHODS.register("ft", options=FTOptions, structured=True)``."""
-        if self.spec_type is _LegacySpec:
-            legacy = {"extra": {**meta, **({"options": options} if options is not NoOptions else {})}}
-            meta, options = legacy, NoOptions
         if not (isinstance(options, type) and issubclass(options, Options)):
             raise TypeError(f"{self.kind} {name!r}: options must be a subclass of prunebench.registry.Options")
         known = {f.name for f in fields(self.spec_type)} - _BASE_FIELDS
