@@ -197,6 +197,19 @@ def test_failed_cells_are_recorded_and_reported(smoke_run, run_copy: Path, tmp_p
 
 
 # ---------------------------------------------------------------------- keys
+def test_rows_carry_the_method_kind_also_for_plans_written_without_it(smoke_run, run_copy: Path) -> None:
+    """Each pruned row says structured / baseline (from the method's spec, via the plan labels), so the
+    torch-free analysis needs no registry; a plan written before the labels existed still gets them."""
+    kinds = {r["method"]: (r["structured"], r["baseline"]) for r in smoke_run[2] if r["kind"] == "pruned"}
+    assert kinds == {"wt": (False, False), "ft": (True, False)}
+    plan_file = run_copy / "plan.json"
+    old = json.loads(plan_file.read_text())
+    popped = [c["labels"].pop(key) for c in old["cells"] for key in ("structured", "baseline") if key in c["labels"]]
+    assert popped and len(popped) % 2 == 0
+    plan_file.write_text(json.dumps(old))
+    assert strip(load_results(run_copy)) == strip(smoke_run[2])
+
+
 def test_keys_ignore_explicit_defaults_and_follow_upstream_changes() -> None:
     base = [c.key for c in cells_of(smoke())]
     explicit = smoke(
@@ -204,6 +217,7 @@ def test_keys_ignore_explicit_defaults_and_follow_upstream_changes() -> None:
         dataset={**SMOKE["dataset"], "val_fraction": 0.1, "root": None},
         evaluation={"suite": [{"calibration": {"n_bins": 15}}], "batch_size": 500},
         model={"name": "lenet5", "width": 1.0}, device="cpu", name="renamed", delta=0.01,
+        methods=["wt", {"ft": {"norm": "l1", "round_to": 1, "allocation": "uniform", "input_shape": None}}],
     )
     assert [c.key for c in cells_of(explicit)] == base
     # pinned: the smoke parent's key must not drift between versions (it addresses saved results)
