@@ -26,7 +26,7 @@ START_BUDGET_S = 120.0  # one start of the smoke study, generous for a busy 2-co
 
 def start(run: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "prunebench", "run", "smoke", "--out", str(run), "--quiet",
-                             "--no-report", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+                             "--no-report", "--workers", "1", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
 
 
 def children(pid: int) -> list[int]:

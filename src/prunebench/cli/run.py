@@ -22,7 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", nargs="?", help="study YAML (or a bundled name: default, smoke); default: the bundled default")
     p.add_argument("--out", help="run directory (default runs/<name>); rerun into it to resume")
-    p.add_argument("--workers", type=int, default=1, help="run independent cells in N processes (default 1)")
+    p.add_argument("--workers", type=_workers, default="auto",
+                   help="run independent cells in N processes; auto (default): one single-threaded process per "
+                        "CPU core, one on a GPU")
     p.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local: this machine (--workers processes); ray: Ray tasks on a cluster (pip install "
                         "'prunebench[ray]'; the run directory must be on storage every node mounts)")
@@ -37,6 +39,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="re-run finished cells computed under another numerical environment (torch version, "
                         "device, CPU capability, threads, dtype) instead of reusing them")
     p.set_defaults(run=run)
+
+
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)  # the range is checked by run_study
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or 'auto', got {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:

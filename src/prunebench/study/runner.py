@@ -22,6 +22,7 @@ cells computed differently and, with ``recompute_env=True``, runs them again.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,19 +73,20 @@ class RunSummary:
 
 
 def run_study(config: StudyConfig | str | Path | Mapping[str, Any] | None = None, run_dir: str | Path | None = None, *,
-              workers: int = 1, device: str | None = None, progress: bool = True, executor: str = "local",
+              workers: int | str = 1, device: str | None = None, progress: bool = True, executor: str = "local",
               ray_address: str | None = None, extend: bool = False, recompute_env: bool = False) -> RunSummary:
     """Validate, plan and execute a study into ``run_dir`` (default ``runs/<name>``); reruns skip finished cells.
 
     ``executor``: "local" (in this process, or ``workers`` processes) or "ray" (Ray tasks on the cluster
-    at ``ray_address``; ``workers`` > 1 caps the cells in flight). ``extend``: add this study to a run
+    at ``ray_address``; ``workers`` > 1 caps the cells in flight). ``workers="auto"``: see
+    :func:`auto_workers`. ``extend``: add this study to a run
     directory that holds another one (its cells stay in the plan). ``recompute_env``: re-run finished
     cells whose recorded numerical environment differs from this run's."""
     from prunebench.cli.common import resolve_device
 
     cfg = config if isinstance(config, StudyConfig) else load_config(config)
-    if workers < 1:
-        raise UserError(f"--workers must be at least 1, got {workers}")
+    if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise UserError(f"--workers must be at least 1 (or auto), got {workers!r}")
     if executor not in ("local", "ray"):
         raise UserError(f"unknown executor {executor!r}; choose local or ray")
     run = Path(run_dir) if run_dir is not None else Path("runs") / cfg.name
@@ -95,6 +97,8 @@ def run_study(config: StudyConfig | str | Path | Mapping[str, Any] | None = None
     check_writable(run)
     # Ray workers pick their own device (the driver may have no GPU); locally it is resolved here.
     dev = (device or cfg.device) if executor == "ray" else resolve_device(device or cfg.device)
+    if workers == "auto":
+        workers = 1 if executor == "ray" else auto_workers(str(dev))
     data = get_dataset(cfg.dataset.model_dump(mode="json"))
     cells = plan(cfg, data.info)
     check_model_kwargs(cells)
@@ -134,6 +138,20 @@ def run_study(config: StudyConfig | str | Path | Mapping[str, Any] | None = None
         lock.release()
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def auto_workers(device: str) -> int:
+    """``--workers auto``: on the CPU one single-threaded process per available core (at most 8), on a
+    GPU one process. Small and mid-sized networks use a core far better alone than split over intra-op
+    threads (BENCHMARKS.md, "Default study": 2 x 1 thread vs 1 x 2 threads), and one busy core elsewhere
+    on the machine stalls a multi-threaded step at every barrier, while it only slows one worker."""
+    if not device.startswith("cpu"):
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
 
 
 def keep_earlier_config(run: Path, cfg: StudyConfig) -> None:
