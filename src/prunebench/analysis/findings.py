@@ -29,6 +29,10 @@ from prunebench.analysis.paired import Interval, wrong_diff
 from prunebench.analysis.rows import NOMINAL, Row, parents_by_rep, pruned_rows, value
 
 HOLDS, FAILS, OPEN, NOT_CHECKED = "holds", "does not hold", "inconclusive", "not checked"
+# Prune potentials are *achieved* prune ratios, which a method may miss its target by up to 0.5% relative
+# (pruning/base.py). Two methods that qualify at the same target ratio differ by that rounding alone, so
+# PP differences smaller than this are ties: never a direction a verdict may rest on.
+PP_TIE = 0.005
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,12 @@ def _verdict(iv: Interval, strict: bool = True) -> str:
     if iv.high < 0 or (strict and iv.high <= 0):
         return FAILS
     return OPEN
+
+
+def _untie(x: np.ndarray | float) -> np.ndarray:
+    """PP differences within :data:`PP_TIE` of 0 set to exactly 0."""
+    x = np.asarray(x, dtype=float)
+    return np.where(np.abs(x) < PP_TIE, 0.0, x)
 
 
 def _pct(x: float) -> str:
@@ -72,7 +82,7 @@ def structured_finding(dec: Decisions, kind: Callable[[str], tuple[bool | None, 
         return Finding("structured", claim, NOT_CHECKED, f"not checked: the nominal distribution is flagged ({info.reason})")
     pt = {m: dec.potential(m, NOMINAL).pp.estimate for m in uns + st}  # type: ignore[union-attr]
     boot = np.min([dec.pp_boot[(m, NOMINAL)] for m in uns], 0) - np.max([dec.pp_boot[(m, NOMINAL)] for m in st], 0)
-    iv = Interval.from_samples(min(pt[m] for m in uns) - max(pt[m] for m in st), boot, dec.level)
+    iv = Interval.from_samples(float(_untie(min(pt[m] for m in uns) - max(pt[m] for m in st))), _untie(boot), dec.level)
     verdict = _verdict(iv)
     fmt = lambda ms: ", ".join(f"{m} {_pct(pt[m])}%" for m in ms)  # noqa: E731
     return Finding("structured", claim, verdict, f"{verdict}: unstructured {fmt(uns)} vs structured {fmt(st)}; weakest "
@@ -90,8 +100,8 @@ def shift_finding(dec: Decisions, shifted: Sequence[str], kind: Callable[[str], 
     def stat(get: Callable[[str, str], np.ndarray | float]) -> np.ndarray:
         return np.mean([np.asarray(get(m, NOMINAL)) - np.mean([np.asarray(get(m, s)) for s in ranked], 0) for m in meths], 0)
 
-    iv = Interval.from_samples(float(stat(lambda m, d: dec.potential(m, d).pp.estimate)),  # type: ignore[union-attr]
-                               stat(lambda m, d: dec.pp_boot[(m, d)]), dec.level)
+    iv = Interval.from_samples(float(_untie(stat(lambda m, d: dec.potential(m, d).pp.estimate))),  # type: ignore[union-attr]
+                               _untie(stat(lambda m, d: dec.pp_boot[(m, d)])), dec.level)
     verdict = _verdict(iv)
     return Finding("shift", claim, verdict, f"{verdict}: nominal PP minus mean PP over {len(ranked)} shifted "
                                             f"distribution(s), averaged over {', '.join(meths)}: {_iv_text(iv)}", iv)
