@@ -33,7 +33,7 @@ from prunebench.data import load_dataset
 from prunebench.models import create_model
 from prunebench.store import load_checkpoint, save_checkpoint
 from prunebench.study.cells import run_cell
-from prunebench.study.config import load_config
+from prunebench.study.loader import load_config
 from prunebench.study.numenv import numerical_env
 from prunebench.study.plan import plan
 from prunebench.study.runner import run_study

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from prunebench.store.results import ResultStore
+from prunebench.store.resultstore import ResultStore
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}  # one thread: bit-identical runs
 KILLS = 10

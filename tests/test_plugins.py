@@ -104,7 +104,7 @@ import json, sys
 from types import SimpleNamespace
 from prunebench.errors import UserError
 from prunebench.report.plots import method_colors
-from prunebench.study.config import load_config
+from prunebench.study.loader import load_config
 from prunebench.study.plan import plan
 
 base = dict(name="plug", model={"name": "lenet5"}, dataset={"name": "fashion-mnist"}, ratios=[0.5],

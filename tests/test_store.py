@@ -16,7 +16,7 @@ from prunebench.errors import UserError
 from prunebench.models import create_model
 from prunebench.store import ResultStore, config_hash, load_checkpoint, read_meta, save_checkpoint
 from prunebench.store.checkpoint import META_KEY
-from prunebench.store.results import inspect_store
+from prunebench.store.resultstore import inspect_store
 
 from helpers import devices
 

@@ -18,7 +18,7 @@ _LAZY = {
     "load_results": "prunebench.study.results",
     "export_results": "prunebench.study.results",
     "run_study": "prunebench.study.runner",
-    "load_config": "prunebench.study.config",
+    "load_config": "prunebench.study.loader",
 }
 
 

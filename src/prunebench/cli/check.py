@@ -32,7 +32,10 @@ import argparse
 import math
 from typing import TYPE_CHECKING, Any
 
-from prunebench.cli.common import add_device, data_for, resolve_device, split_list, write_json
+from prunebench.analysis.paired import CONFIDENCE
+from prunebench.analysis.rows import DEFAULT_DELTA
+from prunebench.cli.common import add_device, data_for, split_list, write_json
+from prunebench.device import resolve_device
 
 if TYPE_CHECKING:
     from prunebench.analysis.gate import GateResult
@@ -56,14 +59,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("pruned", metavar="PRUNED", help="the pruned checkpoint (.safetensors written by prunebench)")
     p.add_argument("--parent", required=True, help="the parent (unpruned) checkpoint to compare against")
-    p.add_argument("--delta", type=float, default=0.005, help="tolerated error increase per distribution (default 0.005)")
+    p.add_argument("--delta", type=float, default=DEFAULT_DELTA,
+                   help=f"tolerated error increase per distribution (default {DEFAULT_DELTA})")
     p.add_argument("--suite", help="comma-separated evaluators (prunebench list evaluators); default: nominal and "
                                    "the evaluators with check_options in that list, at those cheap settings")
     p.add_argument("--data", help="dataset to evaluate on (default: the one the checkpoints were trained on)")
     p.add_argument("--data-root", help="folder holding the dataset")
     p.add_argument("--limit", type=int, help="evaluate on the first N test images only")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise draws / attack starts (default 0)")
-    p.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
+    p.add_argument("--confidence", type=float, default=CONFIDENCE,
+                   help=f"confidence level of the intervals (default {CONFIDENCE})")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--out", help="also write the verdict as JSON here")
     add_device(p)
@@ -103,7 +108,8 @@ def format_table(result: GateResult) -> str:
     widths = [max(len(x[i]) for x in [header, *body]) for i in range(len(header))]
 
     def fmt(r: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i in (0, 6) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+        cells = enumerate(zip(r, widths, strict=True))
+        return "  ".join(c.ljust(w) if i in (0, 6) else c.rjust(w) for i, (c, w) in cells).rstrip()
 
     note = (f"Delta = pruned error - parent error, paired on the same examples; within: the whole interval <= delta "
             f"({100 * result.delta:g} pp), beyond: the whole interval > delta")

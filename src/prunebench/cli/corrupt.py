@@ -22,8 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from prunebench.data import load_splits
     from prunebench.errors import UserError
     from prunebench.evaluation.corruptions.grid import corruption_grid
-
-    from prunebench.cli.common import check_out_file
+    from prunebench.outpaths import check_out_file
 
     if not 1 <= args.images <= MAX_IMAGES:
         raise UserError(f"--images must be between 1 and {MAX_IMAGES} (images per grid cell), got {args.images}")

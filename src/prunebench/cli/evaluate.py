@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from prunebench.cli.common import add_device, check_out_file, data_for, resolve_device, split_list, write_json
+from prunebench.cli.common import add_device, data_for, split_list, write_json
+from prunebench.device import resolve_device
+from prunebench.outpaths import check_out_file
 
 EXAMPLE = ("examples:\n  prunebench evaluate checkpoints/lenet5.safetensors\n"
            "  prunebench evaluate pruned.safetensors --parent parent.safetensors --suite calibration,ood --out eval.json")
@@ -26,13 +28,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from prunebench.errors import UserError
     from prunebench.evaluation.base import EvalContext
     from prunebench.evaluation.registry import EVALUATORS
     from prunebench.evaluation.suite import run_suite
     from prunebench.store import load_checkpoint
     from prunebench.training import evaluate_split
-
-    from prunebench.errors import UserError
 
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be a positive number of test images, got {args.limit}; leave it out to "

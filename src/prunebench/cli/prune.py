@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from prunebench.cli.common import add_device, check_out_file, data_for, finite, resolve_device
+from prunebench.cli.common import add_device, data_for, finite
+from prunebench.device import resolve_device
+from prunebench.outpaths import check_out_file
 
 EXAMPLE = ("examples:\n  prunebench prune checkpoints/lenet5.safetensors --method wt --ratio 0.9 --out pruned/lenet5-wt90\n"
            "  prunebench prune parent.safetensors --method pfp --ratio 0.5 --retrain-epochs 3 --out pruned/pfp50\n"
@@ -52,8 +54,9 @@ def run(args: argparse.Namespace) -> int:
     data = data_for(meta)
     shape = (data.info.in_channels, *data.info.image_size)
     state = ckpt.pruning_state()
-    before = {"acc": evaluate_split(model, data.test, data.info, device)["acc"], "flops": flops(model, shape, state),
-              "ratio": state.prune_ratio() if state else 0.0, "ms": _latency_ms(model, shape) if args.latency else None}
+    before_acc, before_flops = evaluate_split(model, data.test, data.info, device)["acc"], flops(model, shape, state)
+    before_ratio = state.prune_ratio() if state else 0.0
+    before_ms = _latency_ms(model, shape) if args.latency else None
     state = prune(model, args.method, args.ratio, data=data, state=state, seed=args.seed, device=device, **options)
     pruned_acc = evaluate_split(model, data.test, data.info, device)["acc"]
     history = []
@@ -66,27 +69,27 @@ def run(args: argparse.Namespace) -> int:
         history = train(model, data, TrainConfig(**recipe), device=device, callbacks=[state],
                         progress=not args.no_progress, desc=f"retrain {args.method}").history
     state.verify(model)
-    after = {"acc": evaluate_split(model, data.test, data.info, device)["acc"], "flops": flops(model, shape, state)}
+    after_acc, after_flops = evaluate_split(model, data.test, data.info, device)["acc"], flops(model, shape, state)
     params = count_params(model, state)
     pruning = list(meta.get("pruning", [])) + [{"method": args.method, "options": options, "ratio": args.ratio,
                                                 "achieved": state.prune_ratio(),
                                                 "retrain_epochs": args.retrain_epochs, "seed": args.seed}]
     new_meta = {k: v for k, v in meta.items() if k not in ("format", "version", "has_masks", "shapes", "history")}
-    new_meta.update({"pruning": pruning, "metrics": {"test_acc": after["acc"], "prune_ratio": state.prune_ratio(),
-                                                     "params_nonzero": params.nonzero, "flops_effective": after["flops"].effective},
-                     "history": history})
+    metrics = {"test_acc": after_acc, "prune_ratio": state.prune_ratio(), "params_nonzero": params.nonzero,
+               "flops_effective": after_flops.effective}
+    new_meta.update({"pruning": pruning, "metrics": metrics, "history": history})
     path = save_checkpoint(args.out, model, new_meta, state.masks)
     ratio_all = 1 - params.nonzero / params.total
     print(f"{'':24s}{'before':>12s}{'after':>12s}")
-    print(f"{'prune ratio (prunable)':24s}{before['ratio']:12.4f}{state.prune_ratio():12.4f}")
+    print(f"{'prune ratio (prunable)':24s}{before_ratio:12.4f}{state.prune_ratio():12.4f}")
     print(f"{'params removed (all)':24s}{'':12s}{ratio_all:12.4f}")
-    print(f"{'effective MFLOPs':24s}{before['flops'].effective / 1e6:12.3f}{after['flops'].effective / 1e6:12.3f}")
-    print(f"{'FLOPs removed':24s}{1 - before['flops'].effective / before['flops'].dense:12.4f}"
-          f"{1 - after['flops'].effective / after['flops'].dense:12.4f}")
-    print(f"{'test accuracy':24s}{before['acc']:12.4f}{after['acc']:12.4f}"
+    print(f"{'effective MFLOPs':24s}{before_flops.effective / 1e6:12.3f}{after_flops.effective / 1e6:12.3f}")
+    print(f"{'FLOPs removed':24s}{1 - before_flops.effective / before_flops.dense:12.4f}"
+          f"{1 - after_flops.effective / after_flops.dense:12.4f}")
+    print(f"{'test accuracy':24s}{before_acc:12.4f}{after_acc:12.4f}"
           + (f"   (right after pruning: {pruned_acc:.4f})" if args.retrain_epochs else ""))
     if args.latency:
-        print(f"{'latency ms (deployed)':24s}{before['ms']:12.3f}{_latency_ms(model, shape):12.3f}")
+        print(f"{'latency ms (deployed)':24s}{before_ms:12.3f}{_latency_ms(model, shape):12.3f}")
         if spec.structured:
             from prunebench.pruning.compress import compress
 

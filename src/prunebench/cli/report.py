@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from prunebench.analysis.paired import CONFIDENCE, N_BOOT
+from prunebench.analysis.rows import DEFAULT_DELTA
+
 EXAMPLE = ("examples:\n  prunebench report runs/smoke\n"
            "  prunebench report runs/lenet5-study --delta 0.01 --confidence 0.9")
 
@@ -13,11 +16,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="the folder `prunebench run` wrote (holds results.sqlite)")
     p.add_argument("--delta", type=float, help="tolerated error increase for prune potential (default: the run's "
-                                               "config, else 0.005)")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals (default 1000)")
+                                               f"config, else {DEFAULT_DELTA})")
+    p.add_argument("--bootstrap", type=int, default=N_BOOT, help=f"bootstrap resamples for the intervals (default {N_BOOT})")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    p.add_argument("--confidence", type=float, default=0.95,
-                   help="confidence level of every interval and verdict (default 0.95)")
+    p.add_argument("--confidence", type=float, default=CONFIDENCE,
+                   help=f"confidence level of every interval and verdict (default {CONFIDENCE})")
     p.add_argument("--allow-incomplete", action="store_true",
                    help="exit 0 even when cells failed, are blocked or have not run yet (default: exit 1)")
     p.set_defaults(run=run)

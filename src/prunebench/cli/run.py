@@ -1,7 +1,7 @@
 """``prunebench run``: run (or resume) a pruning study from a YAML config; ends with the prune-potential table.
 
-Without CONFIG the bundled default study runs (Fashion-MNIST, LeNet-5, five methods, eight ratios in
-cascade, about eight minutes on an idle 2-core CPU). Rerunning the same command skips finished cells;
+Without CONFIG the bundled default study runs (Fashion-MNIST, LeNet-5, two repetitions of four methods at
+four ratios in cascade, under ten minutes on an idle 2-core CPU). Rerunning the same command skips finished cells;
 changing only the evaluation suite re-evaluates the saved checkpoints without retraining.
 A run directory belongs to one study (its name, model and dataset) and to one run at a time: a
 second run on it is refused while the first holds it; another study needs a new --out (or --extend).
@@ -14,13 +14,14 @@ import sys
 EXAMPLE = ("examples:\n  prunebench run                                  # the bundled default study\n"
            "  prunebench run smoke --out runs/smoke           # a bundled study by name (under a minute)\n"
            "  prunebench run study.yaml --workers 2 --device cpu\n"
-           "  prunebench run configs/cifar10_resnet20.yaml --executor ray --ray-address auto   # on a Ray cluster")
+           "  prunebench run cifar10_resnet20 --executor ray --ray-address auto   # on a Ray cluster")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a pruning study (train, prune+retrain, evaluate, report)", description=__doc__,
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("config", nargs="?", help="study YAML (or a bundled name: default, smoke); default: the bundled default")
+    p.add_argument("config", nargs="?", help="study YAML (or a bundled name: default, smoke, cifar10_resnet20, ...); "
+                                             "default: the bundled default")
     p.add_argument("--out", help="run directory (default runs/<name>); rerun into it to resume")
     p.add_argument("--workers", type=_workers, default="auto",
                    help="run independent cells in N processes; auto (default): one single-threaded process per "
@@ -52,7 +53,7 @@ def _workers(text: str) -> int | str:
 
 def run(args: argparse.Namespace) -> int:
     from prunebench.report import read_table, study_table, write_report
-    from prunebench.study.config import load_config
+    from prunebench.study.loader import load_config
     from prunebench.study.plan import counts
     from prunebench.study.rundir import cell_failures
     from prunebench.study.runner import run_study

@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from prunebench.cli.common import add_device, check_out_file, finite, resolve_device, write_json
+from prunebench.cli.common import add_device, finite, write_json
+from prunebench.device import resolve_device
+from prunebench.outpaths import check_out_file
 
 EXAMPLE = "example: prunebench train --model lenet5 --data fashion-mnist --epochs 10 --out checkpoints/lenet5"
 
@@ -36,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from prunebench.data import load_dataset
+    from prunebench.data.split import VAL_FRACTION
     from prunebench.errors import UserError
     from prunebench.models import create_model
     from prunebench.store import save_checkpoint
@@ -71,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = {"test_acc": test["acc"], "test_loss": test["loss"], "best_val_acc": result.best_val_acc,
                "best_epoch": result.best_epoch, "train_seconds": result.seconds, "images_per_s": result.images_per_s}
     meta = {"model": args.model, "model_kwargs": kwargs, "dataset": args.data, "data_root": args.data_root,
-            "val_fraction": 0.1, "split_seed": 0, "seed": args.seed, "train": cfg.model_dump(mode="json"),
+            "val_fraction": VAL_FRACTION, "split_seed": 0, "seed": args.seed, "train": cfg.model_dump(mode="json"),
             "metrics": metrics, "history": result.history}
     path = save_checkpoint(out, model, meta)
     write_json(path.with_suffix(".metrics.json"), metrics)

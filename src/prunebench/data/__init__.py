@@ -9,7 +9,7 @@ from pathlib import Path
 from prunebench.data.base import DataInfo, Dataset, Split
 from prunebench.data.loader import DeviceLoader
 from prunebench.data.registry import DATASETS
-from prunebench.data.split import train_val_masks, validation_indices
+from prunebench.data.split import VAL_FRACTION, train_val_masks, validation_indices
 from prunebench.errors import UserError
 
 
@@ -18,7 +18,7 @@ def load_splits(name: str, root: str | Path | None = None) -> tuple[DataInfo, di
     return DATASETS.get(name)(Path(root) if root is not None else None)
 
 
-def load_dataset(name: str, root: str | Path | None = None, *, val_fraction: float = 0.1, split_seed: int = 0,
+def load_dataset(name: str, root: str | Path | None = None, *, val_fraction: float = VAL_FRACTION, split_seed: int = 0,
                  train_limit: int | None = None, test_limit: int | None = None) -> Dataset:
     """A dataset with train / validation (carved from train, fixed and saved) / test splits.
 

@@ -16,11 +16,14 @@ from prunebench.atomic import write_atomic
 from prunebench.data.sources import cache_dir
 from prunebench.errors import UserError
 
+VAL_FRACTION = 0.1  # default share of the training set held out for validation / data-informed pruning
 
-def validation_indices(name: str, n: int, fraction: float = 0.1, seed: int = 0, folder: Path | None = None) -> torch.Tensor:
+
+def validation_indices(name: str, n: int, fraction: float = VAL_FRACTION, seed: int = 0,
+                       folder: Path | None = None) -> torch.Tensor:
     """Sorted indices of the validation part of a training set of size ``n`` (saved on first use)."""
     if not 0.0 < fraction < 1.0:
-        raise UserError(f"validation fraction must be in (0, 1), got {fraction}; e.g. 0.1")
+        raise UserError(f"validation fraction must be in (0, 1), got {fraction}; e.g. {VAL_FRACTION}")
     folder = folder or cache_dir() / "splits"
     path = folder / f"{name}-n{n}-val{fraction:g}-seed{seed}.json"
     if path.is_file():

@@ -14,12 +14,10 @@ from torch import nn
 
 from prunebench.data.base import Dataset
 from prunebench.errors import UserError
-from prunebench.pruning.base import PruneContext, check_ratio
+from prunebench.pruning.base import RATIO_TOLERANCE, PruneContext, check_ratio
 from prunebench.pruning.masks import PruningState
 from prunebench.pruning.registry import METHODS
 from prunebench.pruning.selection import Selection
-
-TOLERANCE = 0.005  # relative: achieved prune ratio within 0.5% of the target
 
 
 def prune(model: nn.Module, method: str, ratio: float, *, data: Dataset | None = None,
@@ -59,7 +57,7 @@ def prune(model: nn.Module, method: str, ratio: float, *, data: Dataset | None =
     state.update(new_masks)
     state.apply()
     achieved = state.prune_ratio()
-    if not spec.structured and abs(achieved - ratio) > TOLERANCE * max(ratio, 1e-12) and ratio > 0:
+    if not spec.structured and abs(achieved - ratio) > RATIO_TOLERANCE * max(ratio, 1e-12) and ratio > 0:
         warnings.warn(f"{method}: achieved prune ratio {achieved:.5f} differs from the target {ratio} by more "
-                      f"than {TOLERANCE:.1%} relative", stacklevel=2)
+                      f"than {RATIO_TOLERANCE:.1%} relative", stacklevel=2)
     return state

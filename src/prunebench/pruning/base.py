@@ -14,9 +14,10 @@ never reviving a weight that ``state.masks`` already pruned (cascade).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import nn
@@ -25,7 +26,8 @@ from prunebench.data.base import Dataset
 from prunebench.errors import UserError
 from prunebench.registry import Options
 
-O = TypeVar("O", bound=Options)
+OptionsT = TypeVar("OptionsT", bound=Options)
+RATIO_TOLERANCE = 0.005  # relative: an achieved prune ratio within 0.5% of the target meets it
 
 
 @dataclass
@@ -41,7 +43,7 @@ class PruneContext:
     seed: int = 0
     options: Options | Mapping[str, Any] = field(default_factory=dict)
 
-    def opts(self, model: type[O]) -> O:
+    def opts(self, model: type[OptionsT]) -> OptionsT:
         """The parsed options, typed as ``model`` (a method's own options class or a base of it)."""
         if not isinstance(self.options, model):
             raise TypeError(f"PruneContext.options is {type(self.options).__name__}, not the parsed {model.__name__}; "
@@ -53,12 +55,13 @@ class PruneContext:
 
     def require_data(self, method: str) -> Dataset:
         if self.data is None:
-            raise UserError(f"method {method!r} is data-informed and needs a dataset; pass --data NAME (its validation split is used)")
+            raise UserError(f"method {method!r} is data-informed and needs a dataset; "
+                            "pass --data NAME (its validation split is used)")
         return self.data
 
 
 class PruningMethod(Protocol):
-    def __call__(self, model: nn.Module, state: "PruningState", ratio: float, ctx: PruneContext) -> dict[str, torch.Tensor]: ...
+    def __call__(self, model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) -> dict[str, torch.Tensor]: ...
 
 
 

@@ -6,8 +6,8 @@ scalar (FT's kept fraction, PFP's eps), so Brent's root can miss the 0.5% contra
 adjustment step (:func:`fit_to_budget`) fixes that by moving a few lowest-scored channels.
 
 How many channels each group keeps is the allocation policy's (:mod:`prunebench.pruning.structured_allocation`);
-this module holds what every policy shares. Option ``round_to`` (R > 1) trades that exactness for speed on real hardware: every group keeps a
-multiple of R channels (or all of them), because CPU and GPU convolution kernels work on blocks
+this module holds what every policy shares. Option ``round_to`` (R > 1) trades that exactness for speed on real
+hardware: every group keeps a multiple of R channels (or all of them), because CPU and GPU convolution kernels work on blocks
 of channels (16 floats per AVX-512 register; tensor-core tiles of 8-16 on GPUs) and a layer of 23
 channels costs what one of 32 does. The adjustment step then moves whole blocks
 (:func:`fit_blocks`), so the achieved ratio is as close as the block granularity allows rather
@@ -15,13 +15,14 @@ than within 0.5% (a warning says by how much when it is not).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from prunebench.errors import UserError
+from prunebench.pruning.base import RATIO_TOLERANCE
 from prunebench.pruning.selection import module_name
 from prunebench.pruning.structured import ChannelStructure, analyse, example_input_for
 
@@ -256,7 +257,7 @@ def finish(prob: Problem, keep: Tensor, state, method: str, ratio: float, round_
 
     masks = prob.struct.expand(keep, state.masks)
     achieved = 1.0 - sum(int(m.count_nonzero()) for m in masks.values()) / prob.total
-    if abs(achieved - ratio) > 0.005 * ratio and prob.current_ratio() < ratio:
+    if abs(achieved - ratio) > RATIO_TOLERANCE * ratio and prob.current_ratio() < ratio:
         why = (f"round_to={round_to} keeps whole blocks of channels" if round_to > 1
                else "channel granularity too coarse for this model")
         warnings.warn(f"{method}: achieved prune ratio {achieved:.4f} misses the target {ratio:.4f} by more than 0.5% "

@@ -7,16 +7,16 @@ run's ``config.yaml``; see docs/STUDY.md for the data flow.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import yaml
 
+from prunebench.analysis import CONFIDENCE, DEFAULT_DELTA, N_BOOT, analyze
 from prunebench.atomic import write_atomic
 from prunebench.errors import UserError
-from prunebench.analysis import DEFAULT_DELTA, analyze
 
-RESULTS_FILE, CONFIG_FILE = "results.sqlite", "config.yaml"
 HTML_NAME, MD_NAME, TABLE_NAME = "report.html", "summary.md", "prune_potential.txt"
 
 
@@ -25,7 +25,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def _delta_from(config: Mapping[str, Any] | None) -> float:
-    """``delta`` from the config (top level or under ``analysis``/``report``), else the default 0.005."""
+    """``delta`` from the config (top level or under ``analysis``/``report``), else ``DEFAULT_DELTA``."""
     for scope in (config or {}, (config or {}).get("analysis") or {}, (config or {}).get("report") or {}):
         if isinstance(scope, Mapping) and isinstance(scope.get("delta"), (int, float)):
             return float(scope["delta"])
@@ -33,9 +33,9 @@ def _delta_from(config: Mapping[str, Any] | None) -> float:
 
 
 def render_report(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, *, config_text: str | None = None,
-                  delta: float | None = None, n_boot: int = 1000, seed: int = 0, title: str | None = None,
+                  delta: float | None = None, n_boot: int = N_BOOT, seed: int = 0, title: str | None = None,
                   outcomes: Mapping[str, Any] | None = None, num_classes: int | None = None,
-                  confidence: float = 0.95, failures: Sequence[Any] = (), pending: int = 0) -> tuple[Path, Path]:
+                  confidence: float = CONFIDENCE, failures: Sequence[Any] = (), pending: int = 0) -> tuple[Path, Path]:
     """Analyse ``rows`` and write ``report.html`` + ``summary.md`` into ``out_dir``; returns both paths.
 
     Also writes ``prune_potential.txt``, the plain-text prune-potential table (``prunebench report`` prints it).
@@ -65,14 +65,15 @@ def render_report(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, *, con
     return html_path, md_path
 
 
-def write_report(run_dir: str | Path, *, delta: float | None = None, n_boot: int = 1000, seed: int = 0,
-                 confidence: float = 0.95) -> tuple[Path, Path]:
+def write_report(run_dir: str | Path, *, delta: float | None = None, n_boot: int = N_BOOT, seed: int = 0,
+                 confidence: float = CONFIDENCE) -> tuple[Path, Path]:
     """Write ``<run_dir>/report.html`` (self-contained) and ``<run_dir>/summary.md`` from the run's results."""
+    from prunebench.study.results import load_study
+    from prunebench.study.rundir import RESULTS_FILE, cell_failures, num_classes, pending_cells, read_config_text
+
     run = Path(run_dir)
     if not run.is_dir() or not (run / RESULTS_FILE).is_file():
         raise UserError(f"{run} is not a prunebench run directory (no {RESULTS_FILE}); pass the folder `prunebench run` wrote")
-    from prunebench.study.results import load_study
-    from prunebench.study.rundir import cell_failures, pending_cells
 
     rows, outcomes = load_study(run)
     failures = cell_failures(run)
@@ -82,22 +83,9 @@ def write_report(run_dir: str | Path, *, delta: float | None = None, n_boot: int
             raise UserError(f"{run} holds no finished model results: {len(failures)} cell(s) failed or are blocked, "
                             f"first {f.describe()}: {f.error}; {f.hint}")
         raise UserError(f"{run} holds no finished model results yet; run the study first (prunebench run)")
-    cfg = run / CONFIG_FILE
-    config_text = cfg.read_text(encoding="utf-8") if cfg.is_file() else None
-    return render_report(rows, run, config_text=config_text, delta=delta, n_boot=n_boot, seed=seed, title=str(run),
-                         outcomes=outcomes, num_classes=_num_classes(run), confidence=confidence,
+    return render_report(rows, run, config_text=read_config_text(run), delta=delta, n_boot=n_boot, seed=seed,
+                         title=str(run), outcomes=outcomes, num_classes=num_classes(run), confidence=confidence,
                          failures=failures, pending=pending_cells(run))
-
-
-def _num_classes(run: Path) -> int | None:
-    """The models' class count from the run's plan (chance level for the uninformative flag)."""
-    import json
-
-    try:
-        cells = json.loads((run / "plan.json").read_text(encoding="utf-8"))["cells"]
-        return int(cells[0]["run"]["model"]["kwargs"]["num_classes"])
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
-        return None
 
 
 def read_table(md_path: Path) -> str:
@@ -106,13 +94,14 @@ def read_table(md_path: Path) -> str:
     return txt.read_text(encoding="utf-8").rstrip() if txt.is_file() else ""
 
 
-def study_table(run_dir: str | Path, *, delta: float, confidence: float = 0.95) -> str:
+def study_table(run_dir: str | Path, *, delta: float, confidence: float = CONFIDENCE) -> str:
     """The terminal prune-potential table of a run (with paired intervals), without writing a report."""
     from prunebench.study.results import load_study
+    from prunebench.study.rundir import num_classes
 
     run = Path(run_dir)
     rows, outcomes = load_study(run)
-    return analyze(rows, outcomes, delta, level=confidence, num_classes=_num_classes(run)).table
+    return analyze(rows, outcomes, delta, level=confidence, num_classes=num_classes(run)).table
 
 
 __all__ = ["TABLE_NAME", "read_table", "render_report", "study_table", "write_report"]

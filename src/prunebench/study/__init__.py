@@ -1,7 +1,7 @@
 """Studies: a YAML config -> independent cells (train / prune / eval) -> results store -> rows -> analysis.
 
 ``run_study(config, run_dir)`` runs (or resumes) a study; ``load_results(run_dir)`` returns its rows
-(docs/STUDY.md). Submodules: ``config`` (schema) + ``validate`` (messages, registry checks), ``plan``
+(docs/STUDY.md). Submodules: ``config`` (schema) + ``loader`` (YAML, bundled configs, messages, registry checks), ``plan``
 (cells and keys), ``cells`` (what a cell does), ``executors`` (where cells run), ``runner`` (scheduling,
 run directory), ``results`` (rows, outcomes, export). The analysis of the rows is its own torch-free
 package, :mod:`prunebench.analysis`. Names below are imported lazily, so ``import prunebench.study``
@@ -13,8 +13,9 @@ from importlib import import_module
 from typing import Any
 
 _LAZY = {
-    "StudyConfig": "config", "load_config": "config", "Cell": "plan",
-    "export_results": "results", "load_outcomes": "results", "load_results": "results", "load_study": "results", "RunSummary": "runner", "run_study": "runner",
+    "StudyConfig": "config", "load_config": "loader", "Cell": "plan",
+    "export_results": "results", "load_outcomes": "results", "load_results": "results", "load_study": "results",
+    "RunSummary": "runner", "run_study": "runner",
 }
 
 

@@ -20,13 +20,10 @@ from typing import Any
 
 import torch
 
-CHECKPOINTS = "checkpoints"
-CACHE = "cache"  # corrupted test sets, computed once per study and shared by every eval cell
+from prunebench.data.split import VAL_FRACTION
+from prunebench.study.rundir import CACHE, checkpoint_path
+
 _DATA: dict[str, Any] = {}  # per-process dataset cache (spec JSON -> Dataset)
-
-
-def checkpoint_path(run_dir: str | Path, key: str) -> Path:
-    return Path(run_dir) / CHECKPOINTS / f"{key}.safetensors"
 
 
 def get_dataset(spec: dict[str, Any]):
@@ -35,7 +32,7 @@ def get_dataset(spec: dict[str, Any]):
 
     key = json.dumps(spec, sort_keys=True)
     if key not in _DATA:
-        _DATA[key] = load_dataset(spec["name"], spec.get("root"), val_fraction=spec.get("val_fraction", 0.1),
+        _DATA[key] = load_dataset(spec["name"], spec.get("root"), val_fraction=spec.get("val_fraction", VAL_FRACTION),
                                   split_seed=spec.get("split_seed", 0), train_limit=spec.get("train_limit"),
                                   test_limit=spec.get("test_limit"))
     return _DATA[key]
@@ -77,7 +74,7 @@ def _train_summary(result: Any) -> dict[str, Any]:
 def _meta(c: Cell, kwargs: dict[str, Any], data_spec: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """Checkpoint metadata: enough for ``load_checkpoint`` and ``prunebench evaluate`` to use the file alone."""
     return {"model": c.run["model"]["name"], "model_kwargs": kwargs, "dataset": data_spec["name"],
-            "data_root": data_spec.get("root"), "val_fraction": data_spec.get("val_fraction", 0.1),
+            "data_root": data_spec.get("root"), "val_fraction": data_spec.get("val_fraction", VAL_FRACTION),
             "split_seed": data_spec.get("split_seed", 0), "train_limit": data_spec.get("train_limit"),
             "cell": c.key, "kind": c.kind, "config": c.config, **extra}
 
@@ -85,7 +82,7 @@ def _meta(c: Cell, kwargs: dict[str, Any], data_spec: dict[str, Any], **extra: A
 def _train(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict[str, Any]:
     from prunebench.models import create_model
     from prunebench.store import save_checkpoint
-    from prunebench.study.methods import efficiency
+    from prunebench.study.pruning_step import efficiency
     from prunebench.training import TrainConfig, train
 
     data = get_dataset(c.run["data"])
@@ -102,7 +99,7 @@ def _train(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict
 
 def _prune(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict[str, Any]:
     from prunebench.store import load_checkpoint, save_checkpoint
-    from prunebench.study.methods import efficiency, prune_model
+    from prunebench.study.pruning_step import efficiency, prune_model
     from prunebench.training import TrainConfig, train
 
     conf = c.config

@@ -1,8 +1,7 @@
-"""The study configuration: YAML in, a validated :class:`StudyConfig` out (pydantic v2, unknown keys rejected).
+"""The study configuration schema: :class:`StudyConfig` (pydantic v2, unknown keys rejected).
 
-Every problem is reported as ONE line naming the key path, the bad value and what is allowed, raised
-as :class:`~prunebench.errors.UserError` (the CLI prints it and exits 2). Names are checked against
-the registries (models, datasets, pruning methods, evaluators) here, before any file is written.
+Loading (YAML, bundled names, one-line messages, the checks against the registries) is
+:func:`prunebench.study.loader.load_config`; this module imports nothing from it.
 
 Shorthands accepted on input (the resolved copy saved with the results spells everything out):
 ``model: lenet5``, ``dataset: fashion-mnist``, ``ratios: [0.5, 0.8]``, ``methods: [wt, {ft: {norm: l2}}]``,
@@ -11,12 +10,14 @@ Shorthands accepted on input (the resolved copy saved with the results spells ev
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from itertools import pairwise
+from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from prunebench.analysis.rows import DEFAULT_DELTA
+from prunebench.data.split import VAL_FRACTION
 from prunebench.errors import UserError
 from prunebench.training.config import TrainConfig
 
@@ -42,7 +43,7 @@ class ModelSpec(_Strict):
 class DatasetSpec(_Strict):
     name: str = Field(description="dataset name (prunebench list datasets)")
     root: str | None = Field(None, description="folder holding the files; default: the standard locations")
-    val_fraction: float = Field(0.1, gt=0, lt=1, description="held out of train for validation / data-informed pruning")
+    val_fraction: float = Field(VAL_FRACTION, gt=0, lt=1, description="held out of train for validation / data-informed pruning")
     split_seed: int = 0
     train_limit: int | None = Field(None, gt=0, description="first N training images only (quick runs)")
     test_limit: int | None = Field(None, gt=0, description="first N test images only (quick runs)")
@@ -85,15 +86,16 @@ class RatioSpec(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _check(self) -> "RatioSpec":
+    def _check(self) -> RatioSpec:
         if self.spacing == "manual":
             if not self.values or any(x is not None for x in (self.min, self.max, self.n)):
                 raise ValueError("spacing 'manual' takes only 'values' (a non-empty list), e.g. ratios: [0.5, 0.8, 0.9]")
         else:
-            if self.values is not None or None in (self.min, self.max, self.n):
+            lo, hi, n = self.min, self.max, self.n
+            if self.values is not None or lo is None or hi is None or n is None:
                 raise ValueError(f"spacing {self.spacing!r} takes min, max and n (not values), e.g. {{spacing: "
                                  f"{self.spacing}, min: 0.3, max: 0.95, n: 8}}")
-            if self.min > self.max or (self.min == self.max and self.n > 1):
+            if lo > hi or (lo == hi and n > 1):
                 raise ValueError(f"min ({self.min}) must be below max ({self.max})")
         return self
 
@@ -155,7 +157,8 @@ def _named(entry: Any, where: str, i: int) -> Any:
     if isinstance(entry, Mapping) and len(entry) == 1 and "name" not in entry:
         (name, opts), = entry.items()
         if opts is not None and not isinstance(opts, Mapping):
-            raise UserError(f"{where}[{i}].{name}: options must be a mapping, got {opts!r}; write e.g. {{{name}: {{key: value}}}}")
+            raise UserError(f"{where}[{i}].{name}: options must be a mapping, got {opts!r}; "
+                            f"write e.g. {{{name}: {{key: value}}}}")
         return {"name": name, "options": dict(opts or {})}
     return entry
 
@@ -189,7 +192,7 @@ class StudyConfig(_Strict):
     selection: dict[str, Any] = Field(default_factory=dict, description="which layers may be pruned "
                                       "(exclude_names, exclude_types, keep_first_dense, keep_last_dense)")
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
-    delta: float = Field(0.005, ge=0, lt=1, description="tolerated error increase for prune potential")
+    delta: float = Field(DEFAULT_DELTA, ge=0, lt=1, description="tolerated error increase for prune potential")
     device: str = Field("auto", description="cpu, cuda, cuda:N or auto")
 
     @model_validator(mode="before")
@@ -220,12 +223,12 @@ class StudyConfig(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _check(self) -> "StudyConfig":
+    def _check(self) -> StudyConfig:
         if self.format != FORMAT:
             raise ValueError(f"format: config format {self.format} is not supported (this prunebench reads format {FORMAT}); "
                              "remove 'format' or regenerate the config")
         ratios = self.ratio_list()
-        if self.mode == "cascade" and any(b <= a for a, b in zip(ratios, ratios[1:])):
+        if self.mode == "cascade" and any(b <= a for a, b in pairwise(ratios)):
             raise ValueError(f"ratios: {ratios} must be strictly increasing in cascade mode (each cycle prunes further)")
         if self.mode == "oneshot" and len(set(ratios)) != len(ratios):
             raise ValueError(f"ratios: {ratios} repeat a value; each ratio is one model")
@@ -275,7 +278,7 @@ class StudyConfig(_Strict):
         return [given.get(n, EvaluatorSpec(name=n)) for n in first] + [e for e in self.evaluation.suite if e.name not in first]
 
     def resolved(self) -> dict[str, Any]:
-        """Everything spelled out (defaults included), loadable again with :func:`load_config`."""
+        """Everything spelled out (defaults included), loadable again with :func:`~prunebench.study.loader.load_config`."""
         from prunebench import __version__
 
         out = self.model_dump(mode="json")
@@ -288,53 +291,3 @@ class StudyConfig(_Strict):
         out["methods"] = [{k: v for k, v in m.items() if v is not None} for m in out["methods"]]
         out["evaluation"]["suite"] = [{k: v for k, v in e.items() if v is not None} for e in out["evaluation"]["suite"]]
         return out
-
-
-# ---------------------------------------------------------------------- loading
-def load_config(source: str | Path | Mapping[str, Any] | None = None) -> StudyConfig:
-    """Parse and validate a study config (a YAML path, a mapping, or None for the bundled default)."""
-    if source is None:
-        source = bundled("default")
-    where = "config"
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            hint = "; bundled studies: " + ", ".join(bundled_names()) if not path.suffix else ""
-            if not path.suffix and path.name in bundled_names():
-                path = bundled(path.name)
-            else:
-                raise UserError(f"config file not found: {path}; pass a YAML file{hint}")
-        where = str(path)
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError:
-            raise UserError(f"{where}: not a text file (not UTF-8); pass a YAML study config") from None
-        except OSError as e:
-            raise UserError(f"{where}: cannot read it ({e.strerror or e}); pass a readable YAML file") from None
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            at = f" at line {mark.line + 1}" if mark is not None else ""
-            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-            raise UserError(f"{where}: not valid YAML{at} ({problem}); fix the syntax") from None
-    else:
-        raw = source
-    if not isinstance(raw, Mapping):
-        raise UserError(f"{where}: a study config is a YAML mapping (name:, model:, dataset:, ...), got {type(raw).__name__}")
-    from prunebench.study.validate import check_names, format_error
-
-    try:
-        cfg = StudyConfig.model_validate(dict(raw))
-    except UserError as e:
-        raise UserError(f"{where}: {e}") from None
-    except ValidationError as e:
-        raise UserError(f"{where}: {format_error(e, raw)}") from None
-    check_names(cfg, where)
-    return cfg
-
-
-def bundled(name: str) -> Path:
-    return Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml"
-
-
-def bundled_names() -> list[str]:
-    return sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))

@@ -2,9 +2,9 @@
 processes (``concurrent.futures.ProcessPoolExecutor``, spawn start method: forking a process that has
 already started torch's thread pools can deadlock).
 
-The protocol is small so another backend can replace it (``RayExecutor`` in ``ray_executor.py`` does): ``capacity`` (how many cells may
-be in flight), ``submit(cell)``, ``wait() -> [outcome, ...]`` (blocks until at least one in-flight
-cell finished), ``close()``. Dependencies are the scheduler's business (``prunebench.study.runner``):
+The protocol is small so another backend can replace it (``RayExecutor`` in ``ray_executor.py`` does):
+``capacity`` (how many cells may be in flight), ``submit(cell)``, ``wait() -> [outcome, ...]`` (blocks until at
+least one in-flight cell finished), ``close()``. Dependencies are the scheduler's business (``prunebench.study.runner``):
 it only submits cells whose inputs are done.
 
 Worker processes die with the driver, however it dies: each worker asks the kernel for SIGKILL when
@@ -20,8 +20,7 @@ import signal
 import sys
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
-from concurrent.futures import wait as wait_futures
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait as wait_futures
 from typing import Any, Protocol
 
 from prunebench.errors import UserError
@@ -54,7 +53,7 @@ class LocalExecutor:
         self._queue: list[Cell] = []
         self._futures: dict[Future, str] = {}
         self._pool: ProcessPoolExecutor | None = None
-        if workers > 1:
+        if self.threads is not None:  # workers > 1
             self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_init_worker, initargs=(self.threads, os.getpid()))
 

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from prunebench.errors import UserError
-
-LOCK_FILE = ".lock"
+from prunebench.study.rundir import LOCK_FILE
 
 
 class RunLock:
@@ -31,7 +30,7 @@ class RunLock:
         self.path = self.run_dir / LOCK_FILE
         self._fd: int | None = None
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         """Take the lock at once or raise UserError naming the holder (never waits)."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
@@ -66,7 +65,7 @@ class RunLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:

@@ -7,7 +7,8 @@ the current one (:func:`env_differences`) and says which cells were computed dif
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 COMPARED = ("torch", "device", "cpu_capability", "threads", "dtype")
 

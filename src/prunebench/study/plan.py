@@ -47,7 +47,7 @@ class Cell:
                 "config": self.config, "run": self.run}
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Cell":
+    def from_json(cls, d: dict[str, Any]) -> Cell:
         return cls(d["key"], d["kind"], d["config"], tuple(d.get("deps", ())), d.get("labels", {}), d.get("run", {}))
 
     def describe(self) -> str:
@@ -101,7 +101,7 @@ def plan(cfg: StudyConfig, info: Any) -> list[Cell]:
     by its evals, so that a partial run already holds complete rows.
     """
     from prunebench.evaluation.registry import EVALUATORS
-    from prunebench.study.methods import method_kind, non_default_options
+    from prunebench.study.pruning_step import method_kind, non_default_options
 
     ds = cfg.dataset.model_dump(mode="json")
     data_id = {k: v for k, v in ds.items() if k != "test_limit"}
@@ -115,7 +115,7 @@ def plan(cfg: StudyConfig, info: Any) -> list[Cell]:
 
     parents: list[Cell] = []
     for rep, seed in enumerate(seeds):
-        conf = {"kind": "train", "model": {"name": cfg.model.name, "kwargs": kwargs}, "data": data_id,
+        conf: dict[str, Any] = {"kind": "train", "model": {"name": cfg.model.name, "kwargs": kwargs}, "data": data_id,
                 "train": cfg.train.model_copy(update={"seed": seed}).model_dump(mode="json")}
         labels = {"method": "parent", "rep": rep, "cycle": 0, "target_ratio": 0.0, "retrained": True, "seed": seed}
         parents.append(Cell(cell_key("train", conf), "train", conf, (), labels, run_common))
@@ -145,10 +145,10 @@ def plan(cfg: StudyConfig, info: Any) -> list[Cell]:
     for rep, parent in enumerate(parents):
         cells.append(parent)
         cells.extend(evals(parent, rep))
-    for rep, (parent, seed) in enumerate(zip(parents, seeds)):
+    for rep, (parent, seed) in enumerate(zip(parents, seeds, strict=True)):
         for m in cfg.methods:
             prev = parent
-            for step, (ratio, do_retrain) in enumerate(zip(ratios, retrain_flags), start=1):
+            for step, (ratio, do_retrain) in enumerate(zip(ratios, retrain_flags, strict=True), start=1):
                 start = prev if cfg.mode == "cascade" else parent
                 conf = {"kind": "prune", "from": start.key, "method": m.name, "options": non_default_options(m.name, m.options),
                         "ratio": ratio, "selection": dict(cfg.selection), "seed": seed,

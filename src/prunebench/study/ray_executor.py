@@ -12,6 +12,7 @@ count to its CPU share, as the process executor does. ``ray`` is an optional dep
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from prunebench.errors import UserError
@@ -40,7 +41,7 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise UserError("the ray executor needs Ray: pip install 'prunebench[ray]' (or run without --executor ray)")
+            raise UserError("the ray executor needs Ray: pip install 'prunebench[ray]' (or run without --executor ray)") from None
         if cpus_per_cell <= 0:
             raise UserError(f"cpus per cell must be > 0, got {cpus_per_cell}")
         self._ray = ray
@@ -49,7 +50,7 @@ class RayExecutor:
             _check_reachable(address)
         if self._owns:
             try:
-                ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+                ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
             except (ConnectionError, RuntimeError, ValueError) as e:
                 msg = " ".join(str(e).split())[:300]
                 raise UserError(f"cannot connect to the Ray cluster at {address!r} ({msg}); start one with `ray start "

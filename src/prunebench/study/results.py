@@ -79,17 +79,16 @@ def load_study(run_dir: str | Path, *, outcomes: bool = True) -> tuple[list[dict
 def _read(run: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The plan's cells (model cells before their evals, as planned) and the store's finished records,
     read-only; a directory that is not a run is one UserError."""
-    from prunebench.store.results import ResultStore
-    from prunebench.study.rundir import PLAN_FILE, RESULTS_FILE, check_run_dir
+    from prunebench.store.resultstore import ResultStore
+    from prunebench.study.rundir import PLAN_FILE, RESULTS_FILE, check_run_dir, is_run_dir, read_plan_cells
 
-    if not (run / PLAN_FILE).is_file() or not (run / RESULTS_FILE).is_file():
+    if not is_run_dir(run):
         raise UserError(f"{run} is not a prunebench run directory (no {PLAN_FILE} / {RESULTS_FILE}); "
                         "pass the folder `prunebench run` wrote")
     check_run_dir(run)
-    try:
-        cells = json.loads((run / PLAN_FILE).read_text(encoding="utf-8"))["cells"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise UserError(f"{run / PLAN_FILE} is unreadable ({e}); rerun `prunebench run` to rewrite it") from None
+    cells = read_plan_cells(run, strict=True)
+    if cells is None:
+        raise UserError(f"{run / PLAN_FILE} is unreadable; rerun `prunebench run` to rewrite it")
     with ResultStore(run / RESULTS_FILE, readonly=True) as store:
         records = {r.key: r for r in store.records() if r.status == "done"}
     return cells, records
@@ -117,7 +116,7 @@ def _method_kind(labels: dict[str, Any]) -> dict[str, Any]:
     they were recorded) from the method registry; None when the method is not registered here."""
     if "structured" in labels:
         return {"structured": labels["structured"], "baseline": labels.get("baseline", False)}
-    from prunebench.study.methods import method_kind
+    from prunebench.study.pruning_step import method_kind
 
     try:
         return method_kind(str(labels.get("method_name", labels.get("method"))))

@@ -1,5 +1,10 @@
-"""The run directory: may this prunebench continue it, does it belong to this study, which cells
-failed or are blocked, and under which numerical environment a cell was computed.
+"""The run directory: its layout (the one place that names its files), may this prunebench continue
+it, does it belong to this study, which cells failed or are blocked.
+
+Layout of ``<run_dir>``: ``config.yaml`` (the resolved config), ``plan.json`` (the current plan's
+cells), ``results.sqlite`` (the store), ``checkpoints/<cell key>.safetensors``, ``cache/`` (corrupted
+test sets shared by the eval cells) and ``.lock`` (:mod:`prunebench.study.lock`). Code elsewhere
+reaches these through the names and readers below, never by spelling a file name.
 
 Everything here only reads (the store is opened read-only, its WAL respected); the writer is
 :func:`prunebench.study.runner.run_study`, under the directory's lock (:mod:`prunebench.study.lock`).
@@ -13,24 +18,67 @@ is refused unless the run is asked to ``extend`` the directory, which keeps ever
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
 from prunebench.errors import UserError
-from prunebench.study.lock import LOCK_FILE
 
 CONFIG_FILE, PLAN_FILE, RESULTS_FILE = "config.yaml", "plan.json", "results.sqlite"
+CHECKPOINTS = "checkpoints"  # <cell key>.safetensors of every model cell
+CACHE = "cache"  # corrupted test sets, computed once per study and shared by every eval cell
+LOCK_FILE = ".lock"
 IDENTITY = ("name", "model.name", "dataset.name")
+
+
+# ---------------------------------------------------------------------- paths and readers
+def checkpoint_path(run_dir: str | Path, key: str) -> Path:
+    """The checkpoint file of model cell ``key``."""
+    return Path(run_dir) / CHECKPOINTS / f"{key}.safetensors"
+
+
+def is_run_dir(run: Path) -> bool:
+    """Does ``run`` hold a plan and a store (what a finished or running ``prunebench run`` wrote)?"""
+    return (run / PLAN_FILE).is_file() and (run / RESULTS_FILE).is_file()
+
+
+def read_plan_cells(run: Path, *, strict: bool = False) -> list[dict[str, Any]] | None:
+    """The cells of the run's current ``plan.json``; None when it is missing or unreadable, or with
+    ``strict`` a UserError for an unreadable one."""
+    path = run / PLAN_FILE
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    except OSError:
+        return None
+    except (ValueError, KeyError, TypeError) as e:
+        if strict:
+            raise UserError(f"{path} is unreadable ({e}); rerun `prunebench run` to rewrite it") from None
+        return None
+    return cells if isinstance(cells, list) else None
+
+
+def read_config_text(run: Path) -> str | None:
+    """The run's resolved ``config.yaml`` as text, or None."""
+    path = run / CONFIG_FILE
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def num_classes(run: Path) -> int | None:
+    """The models' class count from the run's plan (chance level for the analysis), or None."""
+    try:
+        return int((read_plan_cells(run) or [])[0]["run"]["model"]["kwargs"]["num_classes"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
 
 
 # ---------------------------------------------------------------------- may we continue it?
 def check_run_dir(run: Path, cfg: Any = None, *, extend: bool = False) -> None:
     """Refuse (UserError, one line) a run directory this prunebench cannot continue, or (given
     ``cfg``) one that belongs to another study and ``extend`` is not set. Writes nothing."""
-    from prunebench.store.results import SCHEMA_VERSION, inspect_store
+    from prunebench.store.resultstore import SCHEMA_VERSION, inspect_store
     from prunebench.study.config import FORMAT
 
     run = Path(run)
@@ -90,9 +138,8 @@ def _is_temp(name: str) -> bool:
 
 def merged_plan(run: Path, cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``cells`` plus every cell of the run's current ``plan.json`` not among them (``--extend``)."""
-    try:
-        old = json.loads((run / PLAN_FILE).read_text(encoding="utf-8"))["cells"]
-    except (OSError, ValueError, KeyError, TypeError):
+    old = read_plan_cells(run)
+    if old is None:
         return cells
     keys = {c["key"] for c in cells}
     return [*(c for c in old if c.get("key") not in keys), *cells]
@@ -137,12 +184,11 @@ def cell_failures(run_dir: str | Path) -> list[CellFailure]:
     """The failed and blocked cells of ``run_dir``'s current plan, in plan order (read-only; works on
     a running study). A cell is blocked when one of its inputs failed or is blocked and it has no
     finished record."""
-    from prunebench.store.results import ResultStore
+    from prunebench.store.resultstore import ResultStore
 
     run = Path(run_dir)
-    try:
-        cells = json.loads((run / PLAN_FILE).read_text(encoding="utf-8"))["cells"]
-    except (OSError, ValueError, KeyError, TypeError):
+    cells = read_plan_cells(run)
+    if cells is None:
         return []
     if not (run / RESULTS_FILE).is_file():
         return []
@@ -169,12 +215,12 @@ def cell_failures(run_dir: str | Path) -> list[CellFailure]:
 
 def pending_cells(run_dir: str | Path) -> int:
     """How many cells of the current plan have no finished record (failed, blocked or not yet run)."""
-    from prunebench.store.results import ResultStore
+    from prunebench.store.resultstore import ResultStore
 
     run = Path(run_dir)
     try:
-        keys = [c["key"] for c in json.loads((run / PLAN_FILE).read_text(encoding="utf-8"))["cells"]]
-    except (OSError, ValueError, KeyError, TypeError):
+        keys = [c["key"] for c in read_plan_cells(run) or ()]
+    except (KeyError, TypeError):
         return 0
     if not (run / RESULTS_FILE).is_file():
         return len(keys)

@@ -24,24 +24,26 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 from tqdm.auto import tqdm
 
 from prunebench.atomic import sweep_stale, write_atomic
 from prunebench.errors import UserError
-from prunebench.store.results import ResultStore
-from prunebench.study.cells import CHECKPOINTS, checkpoint_path, get_dataset
-from prunebench.study.config import FORMAT, StudyConfig, load_config
+from prunebench.store.resultstore import ResultStore
+from prunebench.study.cells import get_dataset
+from prunebench.study.config import FORMAT, StudyConfig
+from prunebench.study.loader import load_config
 from prunebench.study.lock import RunLock, describe, running
 from prunebench.study.numenv import describe_differences, env_differences
 from prunebench.study.plan import Cell, plan
-from prunebench.study.rundir import CONFIG_FILE, PLAN_FILE, RESULTS_FILE, check_run_dir, merged_plan
+from prunebench.study.rundir import CHECKPOINTS, CONFIG_FILE, PLAN_FILE, RESULTS_FILE, check_run_dir, checkpoint_path, merged_plan
 
-__all__ = ["CONFIG_FILE", "PLAN_FILE", "RESULTS_FILE", "RunSummary", "check_run_dir", "config_text", "run_study"]
+__all__ = ["RunSummary", "check_run_dir", "config_text", "run_study"]
 
 
 @dataclass
@@ -82,7 +84,7 @@ def run_study(config: StudyConfig | str | Path | Mapping[str, Any] | None = None
     :func:`auto_workers`. ``extend``: add this study to a run
     directory that holds another one (its cells stay in the plan). ``recompute_env``: re-run finished
     cells whose recorded numerical environment differs from this run's."""
-    from prunebench.cli.common import resolve_device
+    from prunebench.device import resolve_device
 
     cfg = config if isinstance(config, StudyConfig) else load_config(config)
     if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
@@ -97,7 +99,7 @@ def run_study(config: StudyConfig | str | Path | Mapping[str, Any] | None = None
     check_writable(run)
     # Ray workers pick their own device (the driver may have no GPU); locally it is resolved here.
     dev = (device or cfg.device) if executor == "ray" else resolve_device(device or cfg.device)
-    if workers == "auto":
+    if isinstance(workers, str):  # "auto"
         workers = 1 if executor == "ray" else auto_workers(str(dev))
     data = get_dataset(cfg.dataset.model_dump(mode="json"))
     cells = plan(cfg, data.info)
@@ -156,12 +158,11 @@ def auto_workers(device: str) -> int:
 
 def keep_earlier_config(run: Path, cfg: StudyConfig) -> None:
     """``--extend``: the config of the study already there is kept as ``config.<its name>.yaml``."""
-    from prunebench.study.rundir import identity
+    from prunebench.study.rundir import identity, read_config_text
 
-    old = run / CONFIG_FILE
-    if not old.is_file():
+    text = read_config_text(run)
+    if text is None:
         return
-    text = old.read_text(encoding="utf-8")
     saved = yaml.safe_load(text)
     if isinstance(saved, dict) and identity(saved) != identity(cfg.resolved()):
         name = str(saved.get("name") or "earlier").replace("/", "_")
@@ -172,7 +173,7 @@ def keep_earlier_config(run: Path, cfg: StudyConfig) -> None:
 
 def check_writable(run: Path) -> None:
     """Refuse (one line, nothing written) a run directory that cannot be created or written."""
-    from prunebench.cli.common import check_out_dir
+    from prunebench.outpaths import check_out_dir
 
     check_out_dir(run, "--out")
 

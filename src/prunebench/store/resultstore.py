@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from prunebench.errors import UserError
 
@@ -100,7 +101,7 @@ class ResultStore:
 
     def records(self, kind: str | None = None) -> list[Record]:
         """All records (of one kind), oldest first."""
-        query, args = "SELECT * FROM results", ()
+        query, args = "SELECT * FROM results", tuple[str, ...]()
         if kind is not None:
             query, args = query + " WHERE kind = ?", (kind,)
         return [_record(r) for r in self._db.execute(query + " ORDER BY created, key", args)]
@@ -114,7 +115,7 @@ class ResultStore:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> "ResultStore":
+    def __enter__(self) -> ResultStore:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -2,7 +2,8 @@
 parameter / FLOP counts."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn

@@ -1,16 +1,25 @@
-"""Turning validation problems into one-line messages, and the checks that need the registries.
+"""Loading a study config: YAML (a path, a bundled name or a mapping) in, a validated
+:class:`~prunebench.study.config.StudyConfig` out, or ONE line naming the key path, the bad value and
+what is allowed (:class:`~prunebench.errors.UserError`; the CLI prints it and exits 2).
 
-Kept apart from :mod:`prunebench.study.config` (the schema) so the schema reads on its own.
+Besides the schema (:mod:`prunebench.study.config`, which imports nothing from here) the loader checks
+what needs the registries (model, dataset, method and evaluator names and options) before any file is
+written. The bundled studies are the YAML files of ``prunebench/configs/`` (``bundled_names()``).
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from prunebench.errors import UserError
 from prunebench.study.config import StudyConfig
 from prunebench.training.config import TrainConfig
+
+CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"  # the bundled study configs, shipped with the package
 
 
 def format_error(e: ValidationError, raw: Any) -> str:
@@ -72,7 +81,7 @@ def check_names(cfg: StudyConfig, where: str = "config") -> None:
     from prunebench.evaluation.registry import EVALUATORS
     from prunebench.models import MODELS
     from prunebench.pruning.registry import METHODS
-    from prunebench.study.methods import check_method_options
+    from prunebench.study.pruning_step import check_method_options
 
     def need(registry: Any, name: str, key: str) -> None:
         if name not in registry:
@@ -119,3 +128,52 @@ def first_non_finite(obj: Any, path: str = "") -> tuple[str, float] | None:
         if found is not None:
             return found
     return None
+
+
+def load_config(source: str | Path | Mapping[str, Any] | None = None) -> StudyConfig:
+    """Parse and validate a study config (a YAML path, a mapping, or None for the bundled default)."""
+    if source is None:
+        source = bundled("default")
+    where = "config"
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            hint = "; bundled studies: " + ", ".join(bundled_names()) if not path.suffix else ""
+            if not path.suffix and path.name in bundled_names():
+                path = bundled(path.name)
+            else:
+                raise UserError(f"config file not found: {path}; pass a YAML file{hint}")
+        where = str(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise UserError(f"{where}: not a text file (not UTF-8); pass a YAML study config") from None
+        except OSError as e:
+            raise UserError(f"{where}: cannot read it ({e.strerror or e}); pass a readable YAML file") from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            at = f" at line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise UserError(f"{where}: not valid YAML{at} ({problem}); fix the syntax") from None
+    else:
+        raw = source
+    if not isinstance(raw, Mapping):
+        raise UserError(f"{where}: a study config is a YAML mapping (name:, model:, dataset:, ...), got {type(raw).__name__}")
+    try:
+        cfg = StudyConfig.model_validate(dict(raw))
+    except UserError as e:
+        raise UserError(f"{where}: {e}") from None
+    except ValidationError as e:
+        raise UserError(f"{where}: {format_error(e, raw)}") from None
+    check_names(cfg, where)
+    return cfg
+
+
+def bundled(name: str) -> Path:
+    """The file of bundled study ``name`` (``prunebench run NAME``)."""
+    return CONFIGS_DIR / f"{name}.yaml"
+
+
+def bundled_names() -> list[str]:
+    """The names of the bundled studies (``prunebench/configs/*.yaml``)."""
+    return sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml"))
