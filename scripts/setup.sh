@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up prunebench in ./.venv from a clean clone: Python deps, PyTorch, and the data it can install.
 #   bash scripts/setup.sh          # library + CLI
-#   bash scripts/setup.sh --test   # plus the test tools (pytest, headless Chromium, Ray)
+#   bash scripts/setup.sh --test   # plus the test tools (pytest, ruff, mypy, headless Chromium, Ray)
 # PyTorch: an already-installed torch in .venv is kept (GPU users: install yours first, or set
 # PRUNEBENCH_TORCH="torch==X.Y.Z" ). Otherwise torch==2.13.0 is installed: on the project's CPU
 # machines that is the CPU wheel on disk; a bare `torch` would pull several GB of CUDA packages.

@@ -12,23 +12,44 @@
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from prunebench.analysis.decisions import Decisions, decide
 from prunebench.analysis.findings import (
-    Finding, agreement_finding, shift_finding, slope_intervals, structured_finding,
+    Finding,
+    agreement_finding,
+    shift_finding,
+    slope_intervals,
+    structured_finding,
 )  # fmt: skip
 from prunebench.analysis.paired import CONFIDENCE, N_BOOT, Interval, check_confidence
 from prunebench.analysis.potential import (
-    cell_text, default_shifted, excess_error, excess_error_slopes, fit_through_origin, prune_potential,
-    prune_potential_table, summarize_prune_potential,
+    cell_text,
+    default_shifted,
+    excess_error,
+    excess_error_slopes,
+    fit_through_origin,
+    prune_potential,
+    prune_potential_table,
+    summarize_prune_potential,
 )  # fmt: skip
 from prunebench.analysis.rows import (
-    CORRUPTIONS, DEFAULT_DELTA, NOMINAL, Kind, Row, accuracy_keys, distribution_groups, distributions, method_kinds,
-    methods, summary_distributions, value,
+    CORRUPTIONS,
+    DEFAULT_DELTA,
+    NOMINAL,
+    Kind,
+    Row,
+    accuracy_keys,
+    distribution_groups,
+    distributions,
+    method_kinds,
+    methods,
+    summary_distributions,
+    value,
 )  # fmt: skip
 
 
@@ -94,5 +115,6 @@ def analyze(rows: Sequence[Row], outcomes: Mapping[str, Mapping[str, np.ndarray]
 
 __all__ = ["Analysis", "CORRUPTIONS", "cell_text", "default_shifted", "distribution_groups", "distributions",
            "excess_error", "excess_error_slopes", "fit_through_origin", "Kind", "method_kinds",
-           "summarize_prune_potential", "summary_distributions", "Row", "DEFAULT_DELTA", "Decisions", "Finding", "Interval", "NOMINAL", "accuracy_keys",
+           "summarize_prune_potential", "summary_distributions", "Row", "DEFAULT_DELTA", "Decisions", "Finding", "Interval",
+           "NOMINAL", "accuracy_keys",
            "analyze", "check_confidence", "prune_potential", "prune_potential_table", "value"]

@@ -20,12 +20,13 @@ Per distribution:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from prunebench.analysis.paired import INCONCLUSIVE, TOL, WITHIN, Interval, Resampler, wrong_diff
+from prunebench.analysis.paired import CONFIDENCE, INCONCLUSIVE, N_BOOT, TOL, WITHIN, Interval, Resampler, wrong_diff
 from prunebench.analysis.rows import Row, accuracy_keys, evaluator_of, parents_by_rep, pruned_rows, summary_distributions, value
 
 CHANCE_FACTOR = 2.0
@@ -101,7 +102,7 @@ def _pp(ratios: np.ndarray, deltas: np.ndarray, delta: float) -> np.ndarray:
 
 
 def decide(rows: Sequence[Row], outcomes: Mapping[str, Mapping[str, np.ndarray]], delta: float, *,
-           level: float = 0.95, n_boot: int = 1000, seed: int = 0, num_classes: int | None = None,
+           level: float = CONFIDENCE, n_boot: int = N_BOOT, seed: int = 0, num_classes: int | None = None,
            chance_factor: float = CHANCE_FACTOR) -> Decisions:
     """Paired decisions for every (method, distribution) of a study's rows; see the module docstring."""
     parents = parents_by_rep(rows)
@@ -128,8 +129,8 @@ def decide(rows: Sequence[Row], outcomes: Mapping[str, Mapping[str, np.ndarray]]
     per_dist: dict[str, list[Potential]] = defaultdict(list)
     for dist in leaf_dists:
         tag = f"correct/{dist}"
-        p_out = {r: outcomes.get(p["model_key"], {}).get(tag) for r, p in parents.items()}
-        p_out = {r: o for r, o in p_out.items() if o is not None}
+        p_all = {r: outcomes.get(p["model_key"], {}).get(tag) for r, p in parents.items()}
+        p_out = {r: o for r, o in p_all.items() if o is not None}
         if not p_out:
             continue
         shape = next(iter(p_out.values())).shape
@@ -150,7 +151,10 @@ def decide(rows: Sequence[Row], outcomes: Mapping[str, Mapping[str, np.ndarray]]
                     pres[rep_index[r]] = True
                     achieved.append(value(row, "prune_ratio") or 0.0)
                 if pres.any():
-                    diffs.append(d), present.append(pres), ratios.append(float(np.mean(achieved))), used.append(t)
+                    diffs.append(d)
+                    present.append(pres)
+                    ratios.append(float(np.mean(achieved)))
+                    used.append(t)
             if not diffs:
                 continue
             point, boot = res.deltas(np.stack(diffs), np.stack(present))
@@ -163,13 +167,13 @@ def decide(rows: Sequence[Row], outcomes: Mapping[str, Mapping[str, np.ndarray]]
             pp_b = _pp(rat, boot, delta)
             dec.replicates[(method, dist)] = (rat, point, boot)
             dec.pp_boot[(method, dist)] = pp_b
-            pot = Potential(method, dist, evaluator_of(keys[dist]), Interval.from_samples(float(_pp(rat, point, delta)), pp_b, level),
-                            tuple(verdicts))
+            pp_iv = Interval.from_samples(float(_pp(rat, point, delta)), pp_b, level)
+            pot = Potential(method, dist, evaluator_of(keys[dist]), pp_iv, tuple(verdicts))
             per_dist[dist].append(pot)
         resolution = _resolution(halfwidths.get(dist, []), delta)
         unin = chance is not None and p_acc <= chance_factor * chance
         coarse = resolution is not None and resolution > delta + TOL
-        reason = ("parent accuracy {:.1f}% is near chance ({:.1f}%)".format(100 * p_acc, 100 * chance) if unin and chance
+        reason = (f"parent accuracy {100 * p_acc:.1f}% is near chance ({100 * chance:.1f}%)" if unin and chance
                   else f"resolution {100 * resolution:.2f} pp is coarser than delta {100 * delta:g} pp: evaluate on more "
                        "examples" if coarse and resolution is not None else "")
         dec.distributions[dist] = DistributionInfo(dist, evaluator_of(keys[dist]), shape[0], int(np.prod(shape[1:]) or 1),

@@ -19,8 +19,8 @@ Random baselines are not pruning methods in these claims' sense; they are left o
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -141,7 +141,8 @@ def agreement_finding(dec: Decisions, rows: Sequence[Row], outcomes: Mapping[str
             p = np.zeros(len(reps), bool)
             i = reps.index(row.get("rep", 0))
             d[i], p[i] = -wrong_diff(a, b), True  # agree(pruned) - agree(baseline), per image
-            diffs.append(d), present.append(p)
+            diffs.append(d)
+            present.append(p)
         if not diffs:
             continue
         point, boot = res.deltas(np.stack(diffs), np.stack(present))

@@ -10,13 +10,13 @@ reported as ``uninformative`` and gates nothing.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
 from prunebench.analysis.decisions import CHANCE_FACTOR
-from prunebench.analysis.paired import BEYOND, INCONCLUSIVE, N_BOOT, Interval, Resampler, check_confidence, wrong_diff
+from prunebench.analysis.paired import BEYOND, CONFIDENCE, INCONCLUSIVE, N_BOOT, Interval, Resampler, check_confidence, wrong_diff
 
 PASS, FAIL, OPEN = "PASS", "FAIL", "INCONCLUSIVE"
 EXIT = {PASS: 0, FAIL: 1, OPEN: 3}  # 2 is bad input
@@ -47,7 +47,7 @@ class GateResult:
         return [r.distribution for r in self.rows if r.verdict == verdict]
 
 
-def gate(parent: Mapping[str, np.ndarray], pruned: Mapping[str, np.ndarray], delta: float, *, level: float = 0.95,
+def gate(parent: Mapping[str, np.ndarray], pruned: Mapping[str, np.ndarray], delta: float, *, level: float = CONFIDENCE,
          n_boot: int = N_BOOT, seed: int = 0, num_classes: int | None = None,
          chance_factor: float = CHANCE_FACTOR) -> GateResult:
     """Gate ``pruned`` against ``parent`` on every ``correct/<distribution>`` outcome both have (same shapes)."""

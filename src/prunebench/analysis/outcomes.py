@@ -12,7 +12,8 @@ so 10,000 outcomes cost 1.7 kB of the store. Numpy only: the analysis never impo
 from __future__ import annotations
 
 import base64
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

@@ -76,7 +76,7 @@ class Interval:
         return INCONCLUSIVE
 
     @classmethod
-    def from_samples(cls, estimate: float, samples: np.ndarray, level: float) -> "Interval":
+    def from_samples(cls, estimate: float, samples: np.ndarray, level: float) -> Interval:
         lo, hi = np.percentile(samples, [50 * (1 - level), 50 * (1 + level)])
         return cls(float(estimate), float(min(lo, estimate)), float(max(hi, estimate)), level)
 

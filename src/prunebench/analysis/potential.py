@@ -13,13 +13,23 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from prunebench.analysis.paired import CONFIDENCE, N_BOOT
 from prunebench.analysis.rows import (
-    CORRUPTIONS, DEFAULT_DELTA, NOMINAL, Row, accuracy_keys, distribution_groups, distributions, evaluator_of,
-    methods, parents_by_rep, pruned_rows, summary_distributions, value,
+    CORRUPTIONS,
+    DEFAULT_DELTA,
+    NOMINAL,
+    Row,
+    accuracy_keys,
+    evaluator_of,
+    parents_by_rep,
+    pruned_rows,
+    summary_distributions,
+    value,
 )  # fmt: skip
 from prunebench.errors import UserError
 
@@ -51,8 +61,8 @@ def prune_potential(rows: Sequence[Row], delta: float = DEFAULT_DELTA) -> list[d
             p_acc = value(parent, key)
             if p_acc is None:
                 p_acc = _parent_acc_fallback(members, key)
-            tested = [(value(r, "prune_ratio"), value(r, key)) for r in members]
-            tested = [(ratio, acc) for ratio, acc in tested if ratio is not None and acc is not None]
+            values = [(value(r, "prune_ratio"), value(r, key)) for r in members]
+            tested = [(ratio, acc) for ratio, acc in values if ratio is not None and acc is not None]
             if p_acc is None or not tested:
                 continue
             threshold = (1.0 - p_acc) + delta
@@ -93,8 +103,8 @@ def _stats(method: str, name: str, group: str, aggregate: str | None, values: li
             "note": "one repetition: no spread, interval = the value" if degenerate else "", "leaves": leaves}
 
 
-def summarize_prune_potential(records: Sequence[Mapping[str, Any]], n_boot: int = 1000, seed: int = 0,
-                              level: float = 0.95) -> list[dict[str, Any]]:
+def summarize_prune_potential(records: Sequence[Mapping[str, Any]], n_boot: int = N_BOOT, seed: int = 0,
+                              level: float = CONFIDENCE) -> list[dict[str, Any]]:
     """Per (method, distribution): mean, sample std (ddof 1) and a bootstrap percentile interval over reps.
 
     Also per (method, evaluator group with >= 2 distributions): the per-repetition mean and min of PP
@@ -236,7 +246,7 @@ def prune_potential_table(rows: Sequence[Row], delta: float = DEFAULT_DELTA,
     hidden = 0
     if len(names) > max_lines:
         info = {s["distribution"]: s for s in summary}
-        size = defaultdict(int)
+        size: defaultdict[str, int] = defaultdict(int)
         for n in names:
             if info[n]["aggregate"] is None and not info[n].get("leaves"):
                 size[info[n]["group"]] += 1
@@ -256,10 +266,10 @@ def prune_potential_table(rows: Sequence[Row], delta: float = DEFAULT_DELTA,
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
 
     def fmt(r: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
 
-    n = max((s["n"] for s in summary), default=0)
-    reps = f"{n} repetition{'s' * (n != 1)}"
+    n_reps = max((s["n"] for s in summary), default=0)
+    reps = f"{n_reps} repetition{'s' * (n_reps != 1)}"
     title = (f"prune potential [%] at delta = {_pct(delta)}%: point [{100 * decisions.level:g}% interval], paired "
              f"on shared examples, {reps}" if paired else
              f"prune potential [%] at delta = {_pct(delta)}% (mean ± std over {reps}; no per-example outcomes: "

@@ -38,10 +38,10 @@ class Split:
     def __len__(self) -> int:
         return len(self.x)
 
-    def subset(self, idx: torch.Tensor | slice) -> "Split":
+    def subset(self, idx: torch.Tensor | slice) -> Split:
         return Split(self.x[idx], self.y[idx])
 
-    def to(self, device: torch.device | str) -> "Split":
+    def to(self, device: torch.device | str) -> Split:
         return Split(self.x.to(device), self.y.to(device))
 
     def float_images(self) -> torch.Tensor:

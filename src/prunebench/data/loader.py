@@ -3,7 +3,7 @@ augmented and normalized with a few vectorized tensor ops (airbench style), no w
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -81,6 +81,7 @@ class DeviceLoader:
             lo, hi = c0 * bs, min(n, (c0 + per_chunk) * bs)
             x = self.x[lo:hi] if idx is None else self.x.index_select(0, idx[lo:hi])
             if crop:  # on uint8: a quarter of the bytes of float
+                assert offsets is not None  # drawn above whenever crop is set
                 x = random_crop(x, crop, offsets=offsets[lo:hi])
             x = x.float().mul_(self.scale).add_(self.shift)
             for b in range(c0, min(batches, c0 + per_chunk)):

@@ -88,7 +88,8 @@ def load_npz(path: str | Path) -> tuple[DataInfo, dict[str, Split]]:
     try:
         with np.load(path, allow_pickle=False) as z:
             if not isinstance(z, np.lib.npyio.NpzFile):
-                raise UserError(f"{path} is a single .npy array, not an .npz archive; save with np.savez(path, {', '.join(KEYS)})")
+                raise UserError(f"{path} is a single .npy array, not an .npz archive; "
+                                f"save with np.savez(path, {', '.join(KEYS)})")
             missing = [k for k in KEYS if k not in z.files]
             if missing:
                 raise UserError(f"{path} lacks {', '.join(missing)} (has {', '.join(z.files) or 'nothing'}); "

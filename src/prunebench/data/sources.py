@@ -51,7 +51,8 @@ def verify(folder: Path, files: dict[str, str]) -> None:
         got = md5sum(path)
         if got != md5:
             raise UserError(
-                f"checksum mismatch for {path} (md5 {got}, expected {md5}); the file is corrupt or truncated: delete it and fetch it again"
+                f"checksum mismatch for {path} (md5 {got}, expected {md5}); the file is corrupt or truncated: "
+                "delete it and fetch it again"
             )
 
 

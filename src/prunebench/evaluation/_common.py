@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, Callable, Iterator
+from typing import Annotated, Any
 
 import torch
 from pydantic import AfterValidator
@@ -27,7 +28,7 @@ def eval_mode(*models: nn.Module | None) -> Iterator[None]:
         yield
     finally:
         for m, flags in saved:
-            for mod, flag in zip(m.modules(), flags):
+            for mod, flag in zip(m.modules(), flags, strict=True):
                 mod.training = flag
 
 

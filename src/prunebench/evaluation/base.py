@@ -33,7 +33,8 @@ class EvalContext:
 
     def require_parent(self, evaluator: str) -> nn.Module:
         if self.parent is None:
-            raise UserError(f"evaluator {evaluator!r} compares with the parent model; pass one (e.g. --parent PARENT.safetensors)")
+            raise UserError(f"evaluator {evaluator!r} compares with the parent model; "
+                            "pass one (e.g. --parent PARENT.safetensors)")
         return self.parent
 
 

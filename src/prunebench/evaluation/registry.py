@@ -18,8 +18,9 @@ CLI and the report need to know about an evaluator is read from its spec.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prunebench.registry import Options, Registry, Spec
 

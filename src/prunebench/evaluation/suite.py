@@ -7,8 +7,9 @@ where an evaluator compares predictions with the parent (see :mod:`prunebench.an
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch

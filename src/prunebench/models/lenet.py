@@ -57,5 +57,6 @@ def lenet5(in_channels: int = 3, num_classes: int = 10, width: float = 1.0,
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
     return model

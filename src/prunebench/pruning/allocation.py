@@ -13,7 +13,7 @@ Every rule is exact (integer counts) and cascade-safe: a weight already pruned i
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -61,6 +61,7 @@ def _top_live(flat: Tensor, live: Tensor, k: int, n_live: int | None = None) -> 
         chosen[(vals == thr).nonzero().squeeze(1)[:need]] = True
     if all_live:
         return chosen
+    assert idx is not None  # not all_live
     keep = torch.zeros_like(live)
     keep[idx[chosen]] = True
     return keep
@@ -138,7 +139,7 @@ def uniform_per_layer(scores: Mapping[str, Tensor], current: Mapping[str, Tensor
     caps = [int(m.sum()) for m in current.values()]
     counts = waterfill(sizes, caps, keep_count(sum(sizes), ratio))
     return {k: _top_live(scores[k].detach().reshape(-1), m.reshape(-1).bool(), n).view(m.shape)
-            for (k, m), n in zip(current.items(), counts)}
+            for (k, m), n in zip(current.items(), counts, strict=True)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,9 +276,9 @@ def random_masks(densities: Mapping[str, float], current: Mapping[str, Tensor], 
     if exact:
         sizes = [current[k].numel() for k in keys]
         caps = [int(current[k].sum()) for k in keys]
-        targets = [densities[k] * s for k, s in zip(keys, sizes)]
+        targets = [densities[k] * s for k, s in zip(keys, sizes, strict=True)]
         counts = waterfill(targets, caps, int(round(sum(targets))))
-        for k, n in zip(keys, counts):
+        for k, n in zip(keys, counts, strict=True):
             m = current[k]
             noise = torch.rand(m.numel(), generator=gen)
             out[k] = _top_live(noise, m.reshape(-1).cpu().bool(), n).view(m.shape).to(m.device)

@@ -46,7 +46,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
         if node.op != "call_module" or not isinstance(modules.get(node.target), nn.BatchNorm2d):
             continue
         src = node.args[0] if len(node.args) == 1 and not node.kwargs else None
-        if not (isinstance(src, fx.Node) and src.op == "call_module" and len(src.users) == 1
+        if not (isinstance(src, fx.Node) and src.op == "call_module" and isinstance(src.target, str) and len(src.users) == 1
                 and type(modules.get(src.target)) is nn.Conv2d
                 and uses.get(src.target) == 1 and uses.get(node.target) == 1):
             continue
@@ -66,11 +66,13 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
 @torch.no_grad()
 def _fold_into(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
-    scale = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(bn.running_var + bn.eps)
-    shift = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    mean, var = bn.running_mean, bn.running_var
+    assert mean is not None and var is not None  # fold_batchnorm skips a BatchNorm without running statistics
+    scale = (bn.weight if bn.affine else torch.ones_like(var)) / torch.sqrt(var + bn.eps)
+    shift = bn.bias if bn.affine else torch.zeros_like(mean)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(mean)
     conv.weight.mul_(scale.reshape(-1, 1, 1, 1).to(conv.weight.dtype))
-    new_bias = (bias - bn.running_mean) * scale + shift
+    new_bias = (bias - mean) * scale + shift
     if conv.bias is None:
         conv.bias = nn.Parameter(new_bias.to(conv.weight.dtype))
     else:
@@ -85,5 +87,5 @@ def prepare_for_inference(model: nn.Module, *, fold_bn: bool = True, channels_la
     """
     out = fold_batchnorm(model) if fold_bn else copy.deepcopy(model).eval()
     if channels_last:
-        out = out.to(memory_format=torch.channels_last)
+        out = out.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # Module.to takes it; the stubs omit it
     return out

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn

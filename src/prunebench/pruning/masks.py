@@ -15,7 +15,7 @@ device, and are never revived: :meth:`PruningState.update` ANDs new masks into t
 from __future__ import annotations
 
 import itertools
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -75,7 +75,7 @@ class PruningState:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def dense(cls, model: nn.Module, selection: Selection | None = None) -> "PruningState":
+    def dense(cls, model: nn.Module, selection: Selection | None = None) -> PruningState:
         """All-ones masks for the layers ``selection`` picks (UserError if there are none)."""
         selection = selection if selection is not None else Selection()
         weights = selection.weights(model)
@@ -84,11 +84,9 @@ class PruningState:
                 f"{type(model).__name__} has no prunable layers (Conv2d/Linear weights) under the selection "
                 f"{selection.to_dict()}; relax exclude_names/exclude_types or prune a model with Conv2d/Linear layers"
             )
-        flats: dict[torch.device, Tensor] = {}
-        for p in weights.values():
-            flats.setdefault(p.device, None)
-        for dev in flats:
-            flats[dev] = torch.ones(sum(p.numel() for p in weights.values() if p.device == dev), dtype=torch.bool, device=dev)
+        devices = dict.fromkeys(p.device for p in weights.values())  # in first-use order
+        flats = {dev: torch.ones(sum(p.numel() for p in weights.values() if p.device == dev), dtype=torch.bool, device=dev)
+                 for dev in devices}
         masks, offset = {}, dict.fromkeys(flats, 0)
         for k, p in weights.items():
             o = offset[p.device]
@@ -96,7 +94,7 @@ class PruningState:
             offset[p.device] = o + p.numel()
         return cls(model, masks, selection)
 
-    def bind(self, model: nn.Module) -> "PruningState":
+    def bind(self, model: nn.Module) -> PruningState:
         """Attach to ``model``'s parameters (after a deepcopy, a device move or a weight swap)."""
         params = dict(model.named_parameters(remove_duplicate=False))
         self._all_params = list(model.parameters())
@@ -127,7 +125,7 @@ class PruningState:
         are kept as they are; otherwise (e.g. user tensors) they are copied, so outside in-place
         edits cannot change the state behind its counts.
         """
-        self.masks = dict.fromkeys(masks)
+        self.masks = dict.fromkeys(masks)  # type: ignore[assignment]  # every key gets its view below, in key order
         for dev, keys in self._groups(masks).items():
             parts = [masks[k] for k in keys]
             numel = sum(t.numel() for t in parts)
@@ -136,7 +134,7 @@ class PruningState:
             else:
                 flat = torch.cat([t.detach().reshape(-1).to(device=dev, dtype=torch.bool) for t in parts])
             o = 0
-            for k, t in zip(keys, parts):
+            for k, t in zip(keys, parts, strict=True):
                 self.masks[k] = flat[o:o + t.numel()].view(t.shape)
                 o += t.numel()
         self._rebuild()
@@ -152,11 +150,11 @@ class PruningState:
             csum = flat.cumsum(0, dtype=torch.int32 if starts[-1] < 2**31 else torch.int64)
             at_end = csum[torch.tensor([max(e - 1, 0) for e in starts[1:]], device=dev)].tolist()
             prev = 0
-            for k, e, v in zip(keys, starts[1:], at_end):
+            for k, e, v in zip(keys, starts[1:], at_end, strict=True):
                 v = v if e > 0 else 0
                 self._kept[k], prev = v - prev, v
             by_dtype: dict[torch.dtype, Tensor] = {}
-            for k, o, n in zip(keys, starts, sizes):
+            for k, o, n in zip(keys, starts[:-1], sizes, strict=True):
                 if self._kept[k] == n:
                     continue  # nothing pruned in this layer: no work in apply()
                 dt = self._params[k].dtype
@@ -167,7 +165,7 @@ class PruningState:
         self._active = [k for k in self.masks if self._kept[k] < self.masks[k].numel()]
 
     def _stale(self) -> bool:
-        return any(p.device != m.device or p.dtype != m.dtype for p, m in zip(self._apply_params, self._apply_masks))
+        return any(p.device != m.device or p.dtype != m.dtype for p, m in zip(self._apply_params, self._apply_masks, strict=True))
 
     # ------------------------------------------------------------------ enforcement
     @torch.no_grad()
@@ -186,7 +184,7 @@ class PruningState:
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:  # noqa: D102 (callback protocol)
         return None
 
-    def update(self, new_masks: Mapping[str, Tensor]) -> "PruningState":
+    def update(self, new_masks: Mapping[str, Tensor]) -> PruningState:
         """AND ``new_masks`` into the current masks (a pruned weight is never revived); returns self.
 
         Keys missing from ``new_masks`` keep their current mask. Mask tensors handed out before
@@ -227,7 +225,7 @@ class PruningState:
             raise MaskViolation("pruned weights are nonzero in " + ", ".join(bad) +
                                 "; call state.apply() after each optimizer step (the trainer does it via on_step)")
 
-    def clone(self, model: nn.Module | None = None) -> "PruningState":
+    def clone(self, model: nn.Module | None = None) -> PruningState:
         """An independent copy of the masks, bound to ``model`` (default: the same parameters)."""
         new = PruningState.__new__(PruningState)
         new.__dict__.update(self.__dict__)
@@ -283,14 +281,15 @@ class PruningState:
 
     @classmethod
     def from_state_dict(cls, model: nn.Module, tensors: Mapping[str, Tensor],
-                        selection: Selection | None = None) -> "PruningState":
+                        selection: Selection | None = None) -> PruningState:
         """Rebuild from :meth:`state_dict` output (other keys are ignored) and apply to ``model``."""
         masks: dict[str, Tensor] = {}
         for key, t in tensors.items():
             if not key.startswith(MASK_PREFIX):
                 continue
             if t.dtype not in (torch.uint8, torch.bool) or (t.dtype == torch.uint8 and bool((t > 1).any())):
-                raise UserError(f"checkpoint entry {key!r} is not a 0/1 uint8 mask; the file is corrupt or not a prunebench checkpoint")
+                raise UserError(f"checkpoint entry {key!r} is not a 0/1 uint8 mask; "
+                                "the file is corrupt or not a prunebench checkpoint")
             masks[key[len(MASK_PREFIX):]] = t.bool()
         if not masks:
             raise UserError("the checkpoint holds no 'mask/...' entries; it was not saved from a pruned prunebench model")
@@ -313,10 +312,10 @@ class PruningState:
 
         for key, mask in self.masks.items():
             module = model.get_submodule(module_name(key))
-            tprune.custom_from_mask(module, "weight", mask.to(module.weight.device))
+            tprune.custom_from_mask(module, "weight", mask.to(module.weight.device))  # type: ignore[arg-type]  # torch types Module attributes as Tensor | Module; a prunable layer's weight is a Tensor
 
     @classmethod
-    def from_torch_prune(cls, model: nn.Module, selection: Selection | None = None) -> "PruningState":
+    def from_torch_prune(cls, model: nn.Module, selection: Selection | None = None) -> PruningState:
         """Import ``torch.nn.utils.prune`` masks, removing the reparametrization (``prune.remove``).
 
         Layers without a torch mask start dense. Note: ``prune.remove`` registers a *new*

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from prunebench.registry import NoOptions, Options, Registry, Spec
 

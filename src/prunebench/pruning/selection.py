@@ -16,8 +16,9 @@ is the execution order for every zoo model (stem first, classifier last).
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Iterable
+from typing import Any
 
 from torch import nn
 
@@ -130,9 +131,9 @@ class Selection:
 
     def weights(self, model: nn.Module) -> dict[str, nn.Parameter]:
         """The selected weights (parameter name -> Parameter), in registration order."""
-        return {weight_name(n): m.weight for n, m in self.layers(model).items()}
+        return {weight_name(n): m.weight for n, m in self.layers(model).items()}  # type: ignore[misc]  # torch types Module attributes as Tensor | Module; a prunable layer's weight is a Parameter
 
-    def for_structured(self) -> "Selection":
+    def for_structured(self) -> Selection:
         """The same policy minus grouped/depthwise convs (their filters cannot be removed alone)."""
         return replace(self, include_grouped=False)
 
@@ -143,7 +144,7 @@ class Selection:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Selection":
+    def from_dict(cls, d: dict[str, Any]) -> Selection:
         known = {"exclude_names", "exclude_types", "keep_first_dense", "keep_last_dense", "include_grouped"}
         unknown = set(d) - known
         if unknown:

@@ -25,8 +25,9 @@ Forward hooks are registered only for the duration of one call and always remove
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Iterator, Literal, Mapping
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -105,7 +106,7 @@ def layer_sensitivity(layer: nn.Module, a: Tensor, patch_reduce: PatchReduce = "
     ``a`` is the layer's input for a batch; B' = B, or 2B when ``a`` has negative entries (the
     relu(a) / relu(-a) copies), or the flattened leading dims for a Linear on >2-D inputs.
     """
-    w = layer.weight.detach()
+    w = layer.weight.detach()  # type: ignore[operator]  # torch types Module attributes as Tensor | Module; a prunable layer's weight is a Tensor
     dtype = torch.promote_types(w.dtype, torch.float32)
     A = _split_signs(_patches(layer, a.detach().to(dtype)))  # (B, G, K, P), entries >= 0
     groups = A.shape[1]
@@ -122,7 +123,7 @@ def layer_sensitivity(layer: nn.Module, a: Tensor, patch_reduce: PatchReduce = "
         raise ValueError(f"patch_reduce must be 'mean' or 'max', got {patch_reduce!r}")
     # W_ik is either positive or negative: exactly one of the two ratios can be nonzero
     g = r[:, :, :o] * Wpn[:, :o] + r[:, :, o:] * Wpn[:, o:]
-    return g.reshape((g.shape[0],) + tuple(layer.weight.shape))
+    return g.reshape((g.shape[0],) + tuple(w.shape))
 
 
 @contextmanager

@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -89,7 +89,7 @@ class ChannelStructure:
     def counts(self, masks: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Per layer: float64 (out, in) matrix of kept weights in each (row, column) kernel slice."""
         out: dict[str, Tensor] = {}
-        for name, layer in self.layers.items():
+        for name in self.layers:
             m = masks[weight_name(name)]
             if bool(m.all()):  # dense layer: skip the (slow) per-slice count
                 out[name] = torch.full(tuple(m.shape[:2]), float(m[0, 0].numel()), dtype=torch.float64)
@@ -163,7 +163,7 @@ class ChannelStructure:
 
 
 # ---------------------------------------------------------------------- analysis
-_CACHE: "OrderedDict[tuple, ChannelStructure]" = OrderedDict()
+_CACHE: OrderedDict[tuple, ChannelStructure] = OrderedDict()
 
 
 def _signature(model: nn.Module, layers: Sequence[str], example: Tensor) -> tuple:
@@ -253,11 +253,11 @@ def _analyse(model: nn.Module, names: list[str], example: Tensor) -> ChannelStru
     for g in groups:
         if not g.reason:
             g.offset, n = n, n + g.size
-    shapes = {name: tuple(work.get_submodule(name).weight.shape) for name in names}
+    shapes = {name: tuple(work.get_submodule(name).weight.shape) for name in names}  # type: ignore[arg-type]  # torch types Module attributes as Tensor | Module; a prunable layer's weight is a Tensor
     out_map = {name: torch.full((shape[0],), n, dtype=torch.long) for name, shape in shapes.items()}
     in_map = {name: torch.full((shape[1],), n, dtype=torch.long) for name, shape in shapes.items()}
     group_of = torch.empty(n, dtype=torch.long)
-    for gi, (g, members) in enumerate(zip(groups, raw)):
+    for gi, (g, members) in enumerate(zip(groups, raw, strict=True)):
         if not g.prunable:
             continue
         group_of[g.offset : g.offset + g.size] = gi

@@ -19,8 +19,9 @@ to every policy.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Callable, ClassVar
+from typing import Annotated, ClassVar
 
 import torch
 from pydantic import AfterValidator, BeforeValidator, Field, PositiveInt, field_validator
@@ -29,7 +30,15 @@ from torch import Tensor, nn
 from prunebench.errors import UserError
 from prunebench.pruning.base import PruneContext
 from prunebench.pruning.channel_budget import (
-    Problem, check_reachable, closest_root, finish, fit_blocks, fit_to_budget, normalised, rounded_counts, setup,
+    Problem,
+    check_reachable,
+    closest_root,
+    finish,
+    fit_blocks,
+    fit_to_budget,
+    normalised,
+    rounded_counts,
+    setup,
 )
 from prunebench.pruning.masks import PruningState
 from prunebench.registry import Options

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from prunebench.report import plots as P
 from prunebench import analysis as A
+from prunebench.report import plots as P
 
 Row = Mapping[str, Any]
 FIXED = {"model_key", "kind", "method", "rep", "cycle", "target_ratio", "prune_ratio", "params_total",

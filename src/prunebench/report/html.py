@@ -82,7 +82,8 @@ def _block(b: object) -> str:
 
 def _section(s: Section) -> str:
     cls = ' class="alert"' if s.alert else ""
-    return f'<section id="{escape(s.anchor)}"{cls}><h2>{escape(s.title)}</h2>' + "".join(_block(b) for b in s.blocks) + "</section>"
+    body = "".join(_block(b) for b in s.blocks)
+    return f'<section id="{escape(s.anchor)}"{cls}><h2>{escape(s.title)}</h2>' + body + "</section>"
 
 
 def render_html(doc: Document, subtitle: str = "") -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import base64
 import io
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -65,7 +65,7 @@ def _grid(n: int, ncols: int, w: float, h: float, sharey: bool = False) -> tuple
     return fig, flat[:n], nrows, ncols
 
 
-def _legend(fig: Figure, colors: Mapping[str, str], extra: Sequence[tuple[str, dict]] = ()) -> None:
+def _legend(fig: Figure, colors: Mapping[str, str | None], extra: Sequence[tuple[str, dict]] = ()) -> None:
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color=c, marker="o", ms=4, lw=2, label=m) for m, c in colors.items()]
@@ -81,7 +81,7 @@ def curve_grid(panels: Sequence[Panel], colors: Mapping[str, str], *, xlabel: st
     used: dict[str, str] = {}
     extra: dict[str, dict] = {}
     scale = 100.0 if percent_y else 1.0
-    for i, (ax, p) in enumerate(zip(axes, panels)):
+    for i, (ax, p) in enumerate(zip(axes, panels, strict=True)):
         if p.parent is not None:
             if p.band:
                 ax.axhspan(scale * (p.parent - p.band), scale * (p.parent + p.band), color="0.82", zorder=0)
@@ -94,13 +94,14 @@ def curve_grid(panels: Sequence[Panel], colors: Mapping[str, str], *, xlabel: st
             if not pts:
                 continue
             pts = sorted(pts)
-            xs, ys, ss = zip(*pts)
+            xs, ys, ss = zip(*pts, strict=True)
             c = colors.get(method, "#333333")
             used[method] = c
             ax.plot(xs, [scale * y for y in ys], color=c, marker="o", ms=3, lw=1.6, zorder=3)
             if any(s > 0 for s in ss):
-                ax.fill_between(xs, [scale * (y - s) for y, s in zip(ys, ss)], [scale * (y + s) for y, s in zip(ys, ss)],
-                                color=c, alpha=0.15, lw=0, zorder=2)
+                low = [scale * (y - s) for y, s in zip(ys, ss, strict=True)]
+                high = [scale * (y + s) for y, s in zip(ys, ss, strict=True)]
+                ax.fill_between(xs, low, high, color=c, alpha=0.15, lw=0, zorder=2)
         ax.set_title(p.title, fontsize=10)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=8)
@@ -151,7 +152,7 @@ def excess_plot(records: Sequence[Mapping], slopes: Mapping[str, float], colors:
     ax.axhline(0, color=PARENT_COLOR, lw=0.8)
     for m in sorted({r["method"] for r in records}):
         pts = [(r["prune_ratio"], 100 * r["excess_error"]) for r in records if r["method"] == m]
-        xs, ys = zip(*pts)
+        xs, ys = zip(*pts, strict=True)
         c = colors.get(m)
         ax.scatter(xs, ys, s=18, color=c, alpha=0.8, zorder=3)
         b = slopes.get(m, 0.0)
@@ -170,13 +171,13 @@ def param_lines(panels: Sequence[tuple[str, Mapping[str, Sequence[tuple[float, f
     """Small multiples of a per-method statistic against a numeric parameter (e.g. PP vs noise eps)."""
     fig, axes, nrows, ncols = _grid(len(panels), ncols, *((5.2, 3.3) if len(panels) == 1 else (3.6, 2.7)))
     scale = 100.0 if percent else 1.0
-    used = {}
-    for i, (ax, (title, curves)) in enumerate(zip(axes, panels)):
+    used: dict[str, str | None] = {}  # None: matplotlib's next colour (a method without one)
+    for i, (ax, (title, curves)) in enumerate(zip(axes, panels, strict=True)):
         for m, pts in curves.items():
             pts = sorted(pts)
             if not pts:
                 continue
-            xs, ys, ss = zip(*pts)
+            xs, ys, ss = zip(*pts, strict=True)
             used[m] = colors.get(m)
             ax.errorbar(xs, [scale * y for y in ys], yerr=[scale * s for s in ss] if any(ss) else None, color=colors.get(m),
                         marker="o", ms=3, lw=1.6, capsize=2)
@@ -191,7 +192,7 @@ def param_lines(panels: Sequence[tuple[str, Mapping[str, Sequence[tuple[float, f
         ax.set_xlabel(xlabel, fontsize=9)
         if i % ncols == 0:
             ax.set_ylabel(ylabel, fontsize=9)
-    _legend(fig, {m: c for m, c in used.items()})
+    _legend(fig, used)
     return to_data_uri(fig)
 
 
@@ -205,11 +206,11 @@ def ratio_family(panels: Sequence[tuple[str, Mapping[float, Sequence[tuple[float
 
     cmap, norm = colormaps["viridis"], Normalize(0, 1)
     fig, axes, nrows, ncols = _grid(len(panels), ncols, 3.3, 2.6, sharey=True)  # methods compared on one scale
-    for i, (ax, (title, by_ratio)) in enumerate(zip(axes, panels)):
+    for i, (ax, (title, by_ratio)) in enumerate(zip(axes, panels, strict=True)):
         for ratio in sorted(by_ratio):
             pts = sorted(by_ratio[ratio])
             if pts:
-                xs, ys = zip(*pts)
+                xs, ys = zip(*pts, strict=True)
                 if ratio < 0:  # the separately trained baseline
                     ax.plot(xs, ys, color=BASELINE_COLOR, ls=":", lw=1.8, label="baseline")
                 else:

@@ -3,18 +3,36 @@ overview and finding, prune potential, accuracy, excess error, model cost, one s
 present, and the resolved configuration."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from prunebench.report import plots as P
-from prunebench.report.decisions import decisions_section, finding_blocks
-from prunebench.report.content import (
-    Code, Document, Image, Section, Table, Text, acc_panels, baseline_level, cost_rows, cost_summary, curve, getter,
-    level, mean_getter, metric_keys, pct, pp_param_panels, pp_table, signed,
-)
 from prunebench import analysis as A
 from prunebench.evaluation.registry import EVALUATORS, EvaluatorSpec
+from prunebench.report import plots as P
+from prunebench.report.content import (
+    Code,
+    Document,
+    Image,
+    Section,
+    Table,
+    Text,
+    acc_panels,
+    baseline_level,
+    cost_rows,
+    cost_summary,
+    curve,
+    getter,
+    level,
+    mean_getter,
+    metric_keys,
+    pct,
+    pp_param_panels,
+    pp_table,
+    signed,
+)
+from prunebench.report.decisions import decisions_section, finding_blocks
 
 if TYPE_CHECKING:
     from prunebench.study.rundir import CellFailure
@@ -104,7 +122,7 @@ def glance_table(an: A.Analysis) -> Table:
             if s:
                 shade[(i, j + 2)] = s["mean"]
         slope = an.excess_slopes.get(m)
-        body.append(line + ([signed(100 * slope)] if an.excess_slopes else []))
+        body.append(line + ([signed(100 * slope) if slope is not None else "-"] if an.excess_slopes else []))
     header = ["method", "type", *cols] + (["excess-error slope"] if an.excess_slopes else [])
     caption = ("At a glance: prune potential [%] (mean ± std over repetitions) on the nominal test set"
                + (" and averaged over each evaluator's distributions (min and per distribution below)" if aggs else "")
@@ -224,7 +242,7 @@ def evaluator_section(ev: str, rows: Sequence[Row], an: A.Analysis, keys: Sequen
         blocks.append(pp_table(an.summary, list(dict.fromkeys(aggs + own)), meths,
                                f"Prune potential [%] on the {ev} distributions"))
     for plot in spec.param_plots if spec else ():
-        if any(f"/{plot.metric}/" in k for k in keys):
+        if spec is not None and any(f"/{plot.metric}/" in k for k in keys):
             blocks.append(Image(P.ratio_family(_param_panels(rows, ev, plot.metric, meths), spec.axis_label, plot.ylabel),
                                 plot.caption))
     chosen = _metric_choice(spec, keys)
@@ -234,7 +252,7 @@ def evaluator_section(ev: str, rows: Sequence[Row], an: A.Analysis, keys: Sequen
             fn = getter(k)
             panels.append(P.Panel(k.split("/", 1)[1], {m: curve(rows, m, fn) for m in meths}, parent=level(rows, fn),
                                   baseline=baseline_level(rows, k)))
-        for k, p in zip(chosen, panels):  # condition numbers etc. spanning decades: log axis
+        for k, p in zip(chosen, panels, strict=True):  # condition numbers etc. spanning decades: log axis
             vals = [v for r in rows if (v := A.value(r, k)) is not None]
             p.logy = bool(vals) and min(vals) > 0 and max(vals) / min(vals) > 100
         blocks.append(Image(P.curve_grid(panels, colors, ylabel="value"),

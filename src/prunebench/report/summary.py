@@ -31,7 +31,8 @@ def render_markdown(doc: Document, subtitle: str = "") -> str:
         lines += [f"## {s.title}", ""]
         for b in s.blocks:
             if isinstance(b, Text):
-                text = f"**{b.text}**" if b.style.startswith(("finding", "alert")) else f"_{b.text}_" if b.style == "note" else b.text
+                bold, italic = b.style.startswith(("finding", "alert")), b.style == "note"
+                text = f"**{b.text}**" if bold else f"_{b.text}_" if italic else b.text
                 lines += [text, ""]
             elif isinstance(b, Table):
                 lines += _table(b)

@@ -31,7 +31,7 @@ class TrainConfig(BaseModel):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _check(self) -> "TrainConfig":
+    def _check(self) -> TrainConfig:
         if self.schedule == "multistep" and not self.milestones:
             raise ValueError("schedule 'multistep' needs milestones, e.g. milestones: [5, 8]")
         if list(self.milestones) != sorted(self.milestones):

@@ -10,9 +10,10 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -53,9 +54,9 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
-        kwargs = dict(lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
-                      weight_decay=cfg.weight_decay)
-        cls: type[torch.optim.Optimizer] = torch.optim.SGD
+        kwargs: dict[str, Any] = dict(lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+                                      weight_decay=cfg.weight_decay)
+        cls: Callable[..., torch.optim.Optimizer] = torch.optim.SGD
     else:
         kwargs, cls = dict(lr=cfg.lr, weight_decay=cfg.weight_decay), torch.optim.AdamW
     try:

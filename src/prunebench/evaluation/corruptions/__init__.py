@@ -37,7 +37,13 @@ saturate's factors are .3, .1, 1.5, 2, 2.5; elastic's affine jitter shrinks from
 from prunebench.evaluation.corruptions.cache import corrupted_split, to_uint8
 from prunebench.evaluation.corruptions.readers import load_cifar10_1, load_corrupted_npy
 from prunebench.evaluation.corruptions.registry import (
-    CORRUPTIONS, ORDER, SEVERITIES, benchmark_names, corrupt, heldout_names, ordered_names,
+    CORRUPTIONS,
+    ORDER,
+    SEVERITIES,
+    benchmark_names,
+    corrupt,
+    heldout_names,
+    ordered_names,
 )  # fmt: skip
 
 __all__ = [

@@ -12,7 +12,13 @@ import numpy as np
 import torch
 
 from prunebench.evaluation.corruptions._ops import (
-    bilinear_sample, clipped_zoom, conv2d_same, gaussian_filter, motion_blur as _motion_blur, size_scale, uniform,
+    bilinear_sample,
+    clipped_zoom,
+    conv2d_same,
+    gaussian_filter,
+    motion_blur as _motion_blur,
+    size_scale,
+    uniform,
     zoom_matrix,
 )  # fmt: skip
 from prunebench.evaluation.corruptions.registry import register

@@ -1,8 +1,8 @@
 """A PNG picture of every corruption at every severity, for eyeballing them on real images."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 

@@ -13,8 +13,9 @@ plug-ins of ``$PRUNEBENCH_PLUGINS``).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import torch
 

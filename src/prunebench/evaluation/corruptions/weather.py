@@ -9,7 +9,14 @@ import math
 import torch
 
 from prunebench.evaluation.corruptions._ops import (
-    clipped_zoom, gaussian_filter, motion_blur, rand, randn, rgb_to_gray, size_scale, uniform,
+    clipped_zoom,
+    gaussian_filter,
+    motion_blur,
+    rand,
+    randn,
+    rgb_to_gray,
+    size_scale,
+    uniform,
 )  # fmt: skip
 from prunebench.evaluation.corruptions.registry import register
 

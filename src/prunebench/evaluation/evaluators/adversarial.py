@@ -21,7 +21,8 @@ the first 1000 test images.
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Callable, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 from torchmetrics.functional.classification import multiclass_calibration_error
-
-from pydantic import Field
 
 from prunebench.evaluation._common import device_of, eval_mode, test_images
 from prunebench.evaluation.base import EvalContext, predict_logits

@@ -8,7 +8,8 @@ of a study sees the same images (the ``seed`` option, default 0, is independent 
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator
 from torch import nn
@@ -16,7 +17,12 @@ from torch import nn
 from prunebench.errors import UserError
 from prunebench.evaluation.base import EvalContext, predict_logits
 from prunebench.evaluation.corruptions import (
-    CORRUPTIONS, SEVERITIES, benchmark_names, corrupted_split, heldout_names, ordered_names,
+    CORRUPTIONS,
+    SEVERITIES,
+    benchmark_names,
+    corrupted_split,
+    heldout_names,
+    ordered_names,
 )  # fmt: skip
 from prunebench.evaluation.corruptions.cache import split_key
 from prunebench.evaluation.corruptions.registry import check_severity

@@ -61,7 +61,7 @@ def spectrum_stats(sv: torch.Tensor) -> dict[str, float]:
 def _unpruned_grad_sq(model: nn.Module, params: list[nn.Parameter], grads: tuple[torch.Tensor, ...]) -> torch.Tensor:
     weights = {id(m.weight) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.Conv1d))}
     total = torch.zeros((), dtype=torch.float64, device=grads[0].device)
-    for p, g in zip(params, grads):
+    for p, g in zip(params, grads, strict=True):
         g = g * (p.detach() != 0) if id(p) in weights else g
         total += g.double().pow(2).sum()
     return total
@@ -106,7 +106,7 @@ def trainability(model: nn.Module, ctx: EvalContext, opts: TrainabilityOptions) 
         with torch.enable_grad():
             loss = F.cross_entropy(model(xb).float(), yb)
             grads = torch.autograd.grad(loss, params, allow_unused=True) if params else ()
-        grads = tuple(torch.zeros_like(p) if g is None else g for p, g in zip(params, grads))
+        grads = tuple(torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True))
         out["train_loss"] = loss.item()
         out["grad_norm"] = torch.stack([g.double().pow(2).sum() for g in grads]).sum().sqrt().item() if grads else 0.0
         out["grad_norm_unpruned"] = _unpruned_grad_sq(model, params, grads).sqrt().item() if grads else 0.0

@@ -70,22 +70,22 @@ def grasp_scores(model: nn.Module, weights: dict[str, Tensor], x: Tensor, y: Ten
             out = model(x[i:i + batch_size]) / temperature
         loss = F.cross_entropy(out, y[i:i + batch_size], reduction="sum") / n
         grads = torch.autograd.grad(loss, params, create_graph=create_graph, allow_unused=True)
-        return tuple(torch.zeros_like(p) if g is None else g for p, g in zip(params, grads))
+        return tuple(torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True))
 
     with torch.enable_grad():
         g = [torch.zeros_like(p) for p in params]
         for i in range(0, n, batch_size):
-            for acc, gi in zip(g, chunk_grads(i, False)):
+            for acc, gi in zip(g, chunk_grads(i, False), strict=True):
                 acc.add_(gi.detach())
         hg = [torch.zeros_like(p) for p in params]
         for i in range(0, n, batch_size):
             grads = chunk_grads(i, True)
-            z = sum((gd * gi).sum() for gd, gi in zip(g, grads) if gi.requires_grad)
+            z = sum((gd * gi).sum() for gd, gi in zip(g, grads, strict=True) if gi.requires_grad)
             if isinstance(z, Tensor) and z.requires_grad:
-                for acc, h in zip(hg, torch.autograd.grad(z, params, allow_unused=True)):
+                for acc, h in zip(hg, torch.autograd.grad(z, params, allow_unused=True), strict=True):
                     if h is not None:
                         acc.add_(h)
-    scores = {k: -(p.detach() * h) for (k, p), h in zip(weights.items(), hg)}
+    scores = {k: -(p.detach() * h) for (k, p), h in zip(weights.items(), hg, strict=True)}
     norm = abs(sum(float(s.sum()) for s in scores.values())) + 1e-10
     return {k: s / norm for k, s in scores.items()}
 

@@ -39,8 +39,7 @@ from prunebench.pruning.base import PruneContext
 from prunebench.pruning.channel_budget import Problem
 from prunebench.pruning.masks import PruningState
 from prunebench.pruning.registry import METHODS
-from prunebench.pruning.sensitivity import (SampleOptions, channel_sensitivity, layer_output_sizes, sample_size,
-                                            sensitivity_inputs)
+from prunebench.pruning.sensitivity import SampleOptions, channel_sensitivity, layer_output_sizes, sample_size, sensitivity_inputs
 from prunebench.pruning.structured_allocation import AllocationName, ChannelScores, StructuredOptions, prune_channels
 
 C_CONST = 3.0  # the constant C of PFP / SiPP
@@ -109,7 +108,7 @@ def channel_scores(model: nn.Module, prob: Problem, state: PruningState, ctx: Pr
         if s_l <= 0:
             continue  # the layer's inputs carry nothing on S: every channel scores 0
         layer = all_layers[name]
-        k = layer.weight[0, 0].numel()
+        k = layer.weight[0, 0].numel()  # type: ignore[index]  # torch types Module attributes as Tensor | Module; a prunable layer's weight is a Tensor
         alpha = 2.0 * C_CONST * math.log(8.0 * (eta + 1.0) * k / delta)
         log_coef = math.log(3.0 * alpha * s_l)
         p = chan[ids] / s_l

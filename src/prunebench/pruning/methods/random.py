@@ -16,13 +16,18 @@ keeps its weights and the others absorb the difference (water-filling), so the t
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from pydantic import Field
 from torch import Tensor, nn
 
 from prunebench.pruning.allocation import (
-    erk_densities, erk_plus_densities, er_densities, random_masks, uniform_densities, uniform_plus_densities,
+    er_densities,
+    erk_densities,
+    erk_plus_densities,
+    random_masks,
+    uniform_densities,
+    uniform_plus_densities,
 )
 from prunebench.pruning.base import PruneContext
 from prunebench.pruning.masks import PruningState

@@ -9,7 +9,7 @@ pruning at initialization, so the scores use BatchNorm batch statistics by defau
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from pydantic import Field
 from torch import Tensor, nn

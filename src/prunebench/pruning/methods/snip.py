@@ -48,10 +48,10 @@ def snip_scores(model: nn.Module, state: PruningState, ctx: PruneContext, method
             with torch.enable_grad():
                 loss = F.cross_entropy(model(xb), yb, reduction="sum") / len(x)  # mean over all of S
                 gs = torch.autograd.grad(loss, params, allow_unused=True)
-            for acc, g in zip(grads, gs):
+            for acc, g in zip(grads, gs, strict=True):
                 if g is not None:
                     acc.add_(g)
-    scores = {k: (p.detach() * g).abs() for (k, p), g in zip(weights.items(), grads)}
+    scores = {k: (p.detach() * g).abs() for (k, p), g in zip(weights.items(), grads, strict=True)}
     total = sum(float(s.sum()) for s in scores.values())
     return {k: s / total for k, s in scores.items()} if total > 0 else scores
 
