@@ -245,22 +245,42 @@ def test_evaluator_plugin_options_are_checked_by_the_study_config(data_plugins, 
     assert not (tmp_path / "run" / "results.sqlite").exists()
 
 
-def test_evaluator_and_dataset_plugins_run_in_a_study_with_a_report_section(data_plugins, tmp_path: Path) -> None:
-    _, env = data_plugins
+def test_method_evaluator_and_dataset_plugins_run_in_a_study_with_report_section_and_colour(
+        method_plugin, data_plugins, tmp_path: Path) -> None:
+    (method_root, method_env), (_, env) = method_plugin, data_plugins
+    env = {**env, "PYTHONPATH": os.pathsep.join([str(method_root), env["PYTHONPATH"]]),
+           "PRUNEBENCH_PLUGINS": f"{env['PRUNEBENCH_PLUGINS']},{method_env['PRUNEBENCH_PLUGINS']}"}
     cfg = tmp_path / "plug.yaml"
-    cfg.write_text(yaml.safe_dump(TINY_STUDY))
+    cfg.write_text(yaml.safe_dump({**TINY_STUDY, "methods": ["wt", {METHOD_NAME: {"power": 2.0}}]}))
     run = _cli(env, "run", str(cfg), "--out", str(tmp_path / "run"), "--quiet")
     assert run.returncode == 0, run.stderr
     rows = json.loads(subprocess.run(
         [sys.executable, "-c", f"import json, prunebench; print(json.dumps(prunebench.load_results({str(tmp_path / 'run')!r})))"],
         capture_output=True, text=True, env=env, timeout=600, check=True).stdout)
-    assert sorted(r["method"] for r in rows) == ["parent", "wt"]
+    assert sorted(r["method"] for r in rows) == ["parent", METHOD_NAME, "wt"]
+    assert next(r for r in rows if r["method"] == METHOD_NAME)["prune_ratio"] == pytest.approx(0.5, abs=0.005)
     for r in rows:  # the plug-in evaluator ran on every model, on the plug-in dataset's images
         assert 0.0 <= r["plug-mirror/acc/mirror-1"] <= 1.0 and 0.0 <= r["plug-mirror/acc/mirror-2"] <= 1.0
         assert r["plug-mirror/mirror_gap"] is not None
     html = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
     assert 'id="ev-plug-mirror"' in html and "accuracy on left-right mirrored test images" in html
     assert "Prune potential vs flip" in html  # the axis label of its metadata
+    assert _png_has_colour(html, (0x12, 0x34, 0x56))  # the plug-in method's plot colour, from its metadata
+
+
+def _png_has_colour(html: str, rgb: tuple[int, int, int]) -> bool:
+    """Whether any figure embedded in ``html`` paints pixels of exactly ``rgb`` (bars are filled flat)."""
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    for b64 in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html):
+        img = Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB")
+        if any(c == rgb for _, c in img.getcolors(maxcolors=1 << 24) or ()):
+            return True
+    return False
 
 
 def test_evaluator_and_dataset_plugins_join_the_registry_parametrized_tests(data_plugins) -> None:
