@@ -173,6 +173,7 @@ CASES = [
     prune_case("ratio-nan", "ck", "--ratio must be a finite", ratio="nan"),
     prune_case("unknown-option", "ck", "unknown option 'bogus'", "--option", "bogus=1", method="ft"),
     prune_case("option-no-value", "ck", "expects KEY=VALUE", "--option", "round_to", method="ft"),
+    prune_case("option-round-to-inf", "ck", "round_to must be a positive integer", "--option", "round_to=.inf", method="ft"),
     prune_case("negative-retrain", "ck", "--retrain-epochs", "--retrain-epochs", "-1"),
     prune_case("out-under-file", "ck", "is a file, not a folder", out=f"{W}/a-file/p"),
     prune_case("out-unwritable", "ck", "cannot write", out=UNWRITABLE),

@@ -197,6 +197,16 @@ def test_failed_cells_are_recorded_and_reported(smoke_run, run_copy: Path, tmp_p
     assert [r["kind"] for r in rows] == ["parent"]  # the parent (and its evals) still completed
 
 
+def test_a_study_whose_parents_all_fail_exits_1_with_the_failures(tmp_path: Path, capsys) -> None:
+    """No model finished: `run` says so and lists the failures (exit 1), it is no bad input (exit 2)."""
+    cfg = tmp_path / "diverge.yaml"
+    cfg.write_text(yaml.safe_dump(smoke(train={"epochs": 1, "batch_size": 64, "lr": 1e12})))  # the parent blows up
+    for extra in ([], ["--no-report"]):
+        assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet", "--workers", "1", *extra]) == 1
+        out, err = capsys.readouterr()
+        assert "no model finished" in out and "TrainingDiverged" in err and "1 cell(s) failed" in err
+
+
 # ---------------------------------------------------------------------- keys
 def test_rows_carry_the_method_kind_also_for_plans_written_without_it(smoke_run, run_copy: Path) -> None:
     """Each pruned row says structured / baseline (from the method's spec, via the plan labels), so the

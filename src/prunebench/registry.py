@@ -22,6 +22,7 @@ one plug-in file may register in several registries.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib
 import importlib.util
 import os
@@ -111,29 +112,39 @@ class Spec:
 _BASE_FIELDS = frozenset({"name", "obj", "options", "kind"})
 S = TypeVar("S", bound=Spec)
 _plugins_loaded = False
-_plugin_lock = threading.RLock()
+_plugins_loading = False
+# One lock for all loading (every registry's packages and the plug-ins): a plug-in may register in several
+# registries, and two locks taken in different orders by two threads could deadlock.
+_LOAD_LOCK = threading.RLock()
 
 
 def load_plugins() -> None:
     """Import the modules named in ``$PRUNEBENCH_PLUGINS`` and the ``prunebench.plugins`` entry
     points, once per process. A plug-in that fails to import is a UserError naming it."""
-    global _plugins_loaded
-    with _plugin_lock:
-        if _plugins_loaded:
+    global _plugins_loaded, _plugins_loading
+    if _plugins_loaded:
+        return
+    with _LOAD_LOCK:
+        if _plugins_loaded or _plugins_loading:  # done, or re-entered by a plug-in that looks a registry up
             return
-        _plugins_loaded = True
-        names = [n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip()]
-        for ep in metadata.entry_points(group=PLUGIN_GROUP):
-            names.append(ep.value.split(":")[0])
-        for name in names:
-            _import_plugin(name)
+        _plugins_loading = True
+        try:
+            names = [n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip()]
+            for ep in metadata.entry_points(group=PLUGIN_GROUP):
+                names.append(ep.value.split(":")[0])
+            for name in names:
+                _import_plugin(name)
+            _plugins_loaded = True  # only when all imported: a failure is raised again on the next lookup
+        finally:
+            _plugins_loading = False
 
 
 def _import_plugin(name: str) -> None:
     try:
         if name.endswith(".py"):
             path = Path(name).expanduser().resolve()
-            mod_name = f"prunebench_plugin_{path.stem}"
+            digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]  # two plugin.py in two folders: two modules
+            mod_name = f"prunebench_plugin_{path.stem}_{digest}"
             if mod_name in sys.modules:
                 return
             spec = importlib.util.spec_from_file_location(mod_name, path)
@@ -141,7 +152,11 @@ def _import_plugin(name: str) -> None:
                 raise FileNotFoundError(path)
             module = importlib.util.module_from_spec(spec)
             sys.modules[mod_name] = module
-            spec.loader.exec_module(module)
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(mod_name, None)  # as importlib does for a failed import: retried next time
+                raise
         else:
             importlib.import_module(name)
     except UserError:
@@ -164,7 +179,7 @@ class Registry(Generic[S]):
         self.packages = packages
         self._specs: dict[str, S] = {}
         self._loaded = False
-        self._lock = threading.RLock()
+        self._loading = False
 
     # -- registration
     def register(self, name: str, *, options: type[Options] = NoOptions, **meta: Any) -> Callable[[Any], Any]:
@@ -177,9 +192,11 @@ class Registry(Generic[S]):
             raise TypeError(f"{self.kind} {name!r}: unknown metadata {unknown}; {self.spec_type.__name__} has {sorted(known)}")
 
         def deco(obj: Any) -> Any:
-            with self._lock:
+            with _LOAD_LOCK:
                 if name in self._specs:
-                    raise ValueError(f"{self.kind} {name!r} is registered twice")
+                    first = getattr(self._specs[name].obj, "__module__", "?")
+                    raise UserError(f"{self.kind} {name!r} is registered twice (by {first} and "
+                                    f"{getattr(obj, '__module__', '?')}); rename one of them")
                 self._specs[name] = self.spec_type(name=name, obj=obj, options=options, kind=self.kind, **meta)
             return obj
 
@@ -188,16 +205,20 @@ class Registry(Generic[S]):
     def _load(self) -> None:
         if self._loaded:
             return
-        with self._lock:
-            if self._loaded:
+        with _LOAD_LOCK:  # another thread waits here until the registry is whole
+            if self._loaded or self._loading:  # done, or re-entered by a module being imported below
                 return
-            self._loaded = True  # set first: the modules imported below call register(), not _load()
-            for pkg_name in self.packages:
-                pkg = importlib.import_module(pkg_name)
-                for mod in pkgutil.iter_modules(getattr(pkg, "__path__", [])):
-                    if not mod.name.startswith("_"):
-                        importlib.import_module(f"{pkg_name}.{mod.name}")
-        load_plugins()
+            self._loading = True
+            try:
+                for pkg_name in self.packages:
+                    pkg = importlib.import_module(pkg_name)
+                    for mod in pkgutil.iter_modules(getattr(pkg, "__path__", [])):
+                        if not mod.name.startswith("_"):
+                            importlib.import_module(f"{pkg_name}.{mod.name}")
+                load_plugins()
+                self._loaded = True  # only when whole: a failed import is raised again on the next lookup
+            finally:
+                self._loading = False
 
     # -- lookup
     def spec(self, name: str) -> S:

@@ -19,6 +19,7 @@ to every policy.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, ClassVar
@@ -122,7 +123,8 @@ def global_threshold(prob: Problem, scores: ChannelScores, round_to: int) -> Ten
 
 # ----------------------------------------------------------------------------- shared structured options
 def _round_to(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or int(value) < 1:
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value != int(value) or int(value) < 1):
         raise ValueError(f"round_to must be a positive integer (channel block size, e.g. 8 or 16; 1 = no rounding), "
                          f"got {value!r}")
     return int(value)

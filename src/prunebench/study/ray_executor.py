@@ -72,7 +72,9 @@ class RayExecutor:
         self.run_dir, self.device = str(run_dir), device
         fit = int(cpus // cpus_per_cell) if not gpus_per_cell else min(int(cpus // cpus_per_cell), int(gpus))
         self.capacity = int(capacity) if capacity else max(1, fit)
-        self._remote = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=0)(_task)
+        remote = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=0)(_task)
+        plugins = _plugins_env()  # workers on other nodes do not inherit the driver's environment
+        self._remote = remote.options(runtime_env={"env_vars": plugins}) if plugins else remote
         self._refs: dict[Any, str] = {}
         self._threads = max(1, int(cpus_per_cell))
 
@@ -118,3 +120,16 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
     except (OSError, ValueError) as e:
         raise UserError(f"cannot connect to the Ray cluster at {address!r} ({e}); start one with `ray start --head` "
                         "or pass the right --ray-address (host:port)") from None
+
+
+def _plugins_env() -> dict[str, str]:
+    """``PRUNEBENCH_PLUGINS`` for the workers, ``.py`` paths made absolute (the modules themselves must be
+    importable, and the files readable at the same path, on every node)."""
+    import os
+    from pathlib import Path
+
+    from prunebench.registry import PLUGINS_ENV
+
+    names = [n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip()]
+    names = [str(Path(n).expanduser().resolve()) if n.endswith(".py") else n for n in names]
+    return {PLUGINS_ENV: ",".join(names)} if names else {}

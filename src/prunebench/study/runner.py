@@ -41,7 +41,16 @@ from prunebench.study.loader import load_config
 from prunebench.study.lock import RunLock, describe, running
 from prunebench.study.numenv import describe_differences, env_differences
 from prunebench.study.plan import Cell, plan
-from prunebench.study.rundir import CHECKPOINTS, CONFIG_FILE, PLAN_FILE, RESULTS_FILE, check_run_dir, checkpoint_path, merged_plan
+from prunebench.study.rundir import (
+    CACHE,
+    CHECKPOINTS,
+    CONFIG_FILE,
+    PLAN_FILE,
+    RESULTS_FILE,
+    check_run_dir,
+    checkpoint_path,
+    merged_plan,
+)
 
 __all__ = ["RunSummary", "check_run_dir", "config_text", "run_study"]
 
@@ -66,7 +75,7 @@ class RunSummary:
     @property
     def models_done(self) -> int:
         """Model cells (train / prune) finished, in this invocation or before."""
-        done = set(self.executed) | set(self.reused)
+        done = (set(self.executed) - set(self.failed)) | set(self.reused)
         return sum(c.kind in ("train", "prune") and c.key in done for c in self.cells)
 
     def executed_kinds(self) -> dict[str, int]:
@@ -114,7 +123,8 @@ def run_study(config: StudyConfig | str | Path | Mapping[str, Any] | None = None
         run.mkdir(parents=True, exist_ok=True)
         lock.acquire()
         check_run_dir(run, cfg, extend=extend)  # again, under the lock: another run may have written meanwhile
-        for folder in (run, run / CHECKPOINTS):  # left by killed writers; under the lock none is alive
+        cache = run / CACHE  # corrupted test sets: one folder per test split
+        for folder in (run, run / CHECKPOINTS, *cache.glob("*/*")):  # killed writers' temp files; none alive now
             sweep_stale(folder, older_than_s=0)
     except BaseException:
         lock.release()
@@ -153,7 +163,17 @@ def auto_workers(device: str) -> int:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return max(1, min(cores, 8))
+    return max(1, min(cores, _cgroup_cpus() or cores, 8))
+
+
+def _cgroup_cpus() -> int | None:
+    """The CPU quota of this container (cgroup v2 ``cpu.max``, e.g. "200000 100000" = 2 CPUs), if any:
+    affinity shows the host's cores, the quota what this process may use of them."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        return None if quota == "max" else max(1, int(int(quota) // int(period)))
+    except (OSError, ValueError):
+        return None
 
 
 def keep_earlier_config(run: Path, cfg: StudyConfig) -> None:
