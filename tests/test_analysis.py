@@ -9,6 +9,9 @@ from prunebench.errors import UserError
 from prunebench import analysis as A
 
 NOM, FOG, SNOW = "nominal/acc/nominal", "corruptions/acc/fog-3", "corruptions/acc/snow-3"
+# The reference distribution and the default shifted set; the report reads them from the evaluators' specs
+# (test_roles_come_from_the_evaluator_specs).
+ROLES = A.Roles("nominal", {"corruptions": r".+-3"})
 
 
 def parent(rep: int, nominal: float, fog: float | None = None, snow: float | None = None) -> dict:
@@ -77,11 +80,12 @@ EXPECTED = {
 
 
 def test_distributions_and_groups():
-    assert A.distributions(ROWS) == ["nominal", "fog-3", "snow-3"]
-    assert A.distribution_groups(ROWS) == {"nominal": ["nominal"], "corruptions": ["fog-3", "snow-3"]}
+    assert A.distributions(ROWS, "nominal") == ["nominal", "fog-3", "snow-3"]
+    assert A.distributions(ROWS) == ["fog-3", "snow-3", "nominal"]  # no reference: by evaluator only
+    assert A.distribution_groups(ROWS, "nominal") == {"nominal": ["nominal"], "corruptions": ["fog-3", "snow-3"]}
     rows = [{"noise-similarity/acc/noise-0.1": 1, "noise-similarity/acc/noise-0.05": 1, "adversarial/acc/pgd-0.03": 1,
              "nominal/acc/nominal": 1, "noise-similarity/match/0.1": 1}]
-    assert A.distributions(rows) == ["nominal", "pgd-0.03", "noise-0.05", "noise-0.1"]
+    assert A.distributions(rows, "nominal") == ["nominal", "pgd-0.03", "noise-0.05", "noise-0.1"]
 
 
 def test_prune_potential_matches_hand_table():
@@ -145,7 +149,7 @@ def test_excess_error_on_hand_numbers_and_slope():
             pruned("wt", 0, 1, 0.2, 0.2, nominal=0.88, fog=0.70, snow=0.60),
             pruned("wt", 0, 2, 0.4, 0.4, nominal=0.90, fog=0.76, snow=0.68),
             pruned("wt", 0, 3, 0.6, 0.6, nominal=0.85, fog=0.70, snow=0.60)]
-    recs = A.excess_error(rows)
+    recs = A.excess_error(rows, ROLES)
     # parent: err 0.10 nominal, (0.20 + 0.30) / 2 = 0.25 shifted -> gap 0.15
     # pruned 1: err 0.12, (0.30 + 0.40) / 2 = 0.35 -> gap 0.23 -> e = 0.08
     # pruned 2: err 0.10, (0.24 + 0.32) / 2 = 0.28 -> gap 0.18 -> e = 0.03
@@ -156,9 +160,27 @@ def test_excess_error_on_hand_numbers_and_slope():
     # through the origin: sum(x e) / sum(x^2) = (0.016 + 0.012 + 0.03) / (0.04 + 0.16 + 0.36)
     assert slope == pytest.approx(0.058 / 0.56)
     # only fog as D': pruned 1: (0.30 - 0.12) - (0.20 - 0.10) = 0.08
-    assert A.excess_error(rows, shifted=["fog-3"])[0]["excess_error"] == pytest.approx(0.08)
+    assert A.excess_error(rows, ROLES, shifted=["fog-3"])[0]["excess_error"] == pytest.approx(0.08)
     with pytest.raises(UserError, match="unknown shifted"):
-        A.excess_error(rows, shifted=["frost-3"])
+        A.excess_error(rows, ROLES, shifted=["frost-3"])
+
+
+def test_roles_come_from_the_evaluator_specs():
+    """The report derives the roles from EvaluatorSpec.reference / default_shift; without a reference the
+    analysis leaves excess error and the findings out instead of guessing one."""
+    from prunebench.report import distribution_roles
+
+    assert distribution_roles() == ROLES
+    rows = [parent(0, 0.90, fog=0.80), pruned("wt", 0, 1, 0.2, 0.2, nominal=0.88, fog=0.70)]
+    bare = A.analyze(rows, None, 0.005, n_boot=50)
+    assert bare.excess_error == [] and bare.reference is None and bare.finding.verdict == "not checked"
+    assert A.analyze(rows, None, 0.005, n_boot=50, roles=ROLES).excess_error[0]["excess_error"] == pytest.approx(0.08)
+    with pytest.raises(UserError, match="reference distribution"):
+        A.excess_error(rows, A.Roles())
+    # the reference leads the distributions even when its evaluator sorts later
+    other = A.Roles("fog-3", {})
+    assert A.distributions(rows, other.reference)[0] == "fog-3"
+    assert A.analyze(rows, None, 0.005, n_boot=50, roles=other).reference_group == "corruptions"
 
 
 def test_fit_through_origin_exact_line_and_degenerate():
@@ -168,9 +190,9 @@ def test_fit_through_origin_exact_line_and_degenerate():
 
 def test_default_shifted_set():
     row = {"kind": "parent", NOM: 0.9, "corruptions/acc/fog-1": 0.8, FOG: 0.7, "adversarial/acc/pgd-0.03": 0.2}
-    assert A.default_shifted([row]) == ["fog-3"]
+    assert A.default_shifted([row], ROLES) == ["fog-3"]
     row2 = {"kind": "parent", NOM: 0.9, "adversarial/acc/pgd-0.03": 0.2, "noise-similarity/acc/noise-0.1": 0.5}
-    assert A.default_shifted([row2]) == ["pgd-0.03", "noise-0.1"]
+    assert A.default_shifted([row2], ROLES) == ["pgd-0.03", "noise-0.1"]
 
 
 def test_noise_parent_accuracy_falls_back_to_parent_acc_metric():
@@ -182,7 +204,7 @@ def test_noise_parent_accuracy_falls_back_to_parent_acc_metric():
 
 
 def test_table_text():
-    text = A.prune_potential_table(ROWS, 0.005)
+    text = A.prune_potential_table(ROWS, 0.005, reference="nominal")
     lines = text.splitlines()
     assert "delta = 0.5%" in lines[0] and "2 repetitions" in lines[0]
     assert lines[1].split() == ["distribution", "bad", "ft", "wt"]
@@ -214,47 +236,47 @@ def test_structured_finding_is_computed():
     from helpers import nested_outcomes
 
     rows = _finding_rows({"wt": [0.9, 0.899], "ft": [0.899, 0.7]})
-    res = A.analyze(rows, nested_outcomes(rows), 0.005, n_boot=200)
+    res = A.analyze(rows, nested_outcomes(rows), 0.005, n_boot=200, roles=ROLES)
     f = res.finding
     assert f.verdict == "holds" and f.text.startswith("holds") and "unstructured wt 80.0%" in f.text
     assert f.statistic is not None and f.statistic.low > 0 and f.statistic.estimate == pytest.approx(0.3)
     flipped = _finding_rows({"ft": [0.9, 0.899], "wt": [0.899, 0.7]})
-    f2 = A.analyze(flipped, nested_outcomes(flipped), 0.005, n_boot=200).finding
+    f2 = A.analyze(flipped, nested_outcomes(flipped), 0.005, n_boot=200, roles=ROLES).finding
     assert f2.verdict == "does not hold" and f2.statistic.high < 0
     tie = _finding_rows({"ft": [0.9, 0.899], "wt": [0.9, 0.899]})
-    assert A.analyze(tie, nested_outcomes(tie), 0.005, n_boot=200).finding.verdict == "does not hold"  # strict claim
+    assert A.analyze(tie, nested_outcomes(tie), 0.005, n_boot=200, roles=ROLES).finding.verdict == "does not hold"  # strict claim
     # the ft model at 0.8 is 0.45 pp worse on 500 images: cannot tell within from beyond delta -> inconclusive
     close = _finding_rows({"wt": [0.9, 0.9], "ft": [0.9, 0.8955]})
-    f4 = A.analyze(close, nested_outcomes(close, n=500), 0.005, n_boot=300).finding
+    f4 = A.analyze(close, nested_outcomes(close, n=500), 0.005, n_boot=300, roles=ROLES).finding
     assert f4.verdict == "inconclusive" and f4.statistic.low == 0 < f4.statistic.high
     # Achieved ratios that differ only by a method's rounding (0.8 vs 0.8004) are a tie, not a direction:
     # the same verdict as an exact tie, whichever method rounds up.
     for up in ("wt", "ft"):
         near = [dict(r, prune_ratio=r["prune_ratio"] + 0.0004) if r["method"] == up else r for r in tie]
-        f5 = A.analyze(near, nested_outcomes(near), 0.005, n_boot=200).finding
+        f5 = A.analyze(near, nested_outcomes(near), 0.005, n_boot=200, roles=ROLES).finding
         assert f5.verdict == "does not hold" and f5.statistic.estimate == 0 == f5.statistic.high
     only = [r for r in rows if r["method"] != "ft"]
-    assert A.analyze(only, nested_outcomes(only), 0.005, n_boot=50).finding.verdict == "not checked"
+    assert A.analyze(only, nested_outcomes(only), 0.005, n_boot=50, roles=ROLES).finding.verdict == "not checked"
     # without per-example outcomes (a run made before they were recorded): no verdict, said so
-    old = A.analyze(rows, None, 0.005, n_boot=50)
+    old = A.analyze(rows, None, 0.005, n_boot=50, roles=ROLES)
     assert old.finding.verdict == "not checked" and not old.decisions.available and "unavailable" in old.table
     # A random baseline below every structured method does not break the claim: it is left out.
     weak = _finding_rows({"wt": [0.9, 0.899], "ft": [0.899, 0.7], "random": [0.1, 0.1]})
-    f3 = A.analyze(weak, nested_outcomes(weak), 0.005, n_boot=200).finding
+    f3 = A.analyze(weak, nested_outcomes(weak), 0.005, n_boot=200, roles=ROLES).finding
     assert f3.verdict == "holds" and "random" not in f3.text
     # The kind comes from the rows, never from the method's name: rows without it leave the finding unchecked,
     # and a caller's mapping (e.g. for rows of an old run) fills it in.
     bare = [{k: v for k, v in r.items() if k not in ("structured", "baseline")} for r in rows]
-    assert A.analyze(bare, nested_outcomes(bare), 0.005, n_boot=50).finding.verdict == "not checked"
-    given = A.analyze(bare, nested_outcomes(bare), 0.005, n_boot=200, kinds={"wt": (False, False), "ft": (True, False)})
+    assert A.analyze(bare, nested_outcomes(bare), 0.005, n_boot=50, roles=ROLES).finding.verdict == "not checked"
+    given = A.analyze(bare, nested_outcomes(bare), 0.005, n_boot=200, roles=ROLES, kinds={"wt": (False, False), "ft": (True, False)})
     assert given.finding.verdict == "holds" and given.kind("ft") == (True, False) and given.kind("x") == (None, False)
     renamed = [dict(r, method={"wt": "ft", "ft": "wt"}.get(r["method"], r["method"])) for r in rows]  # kinds travel
-    f5 = A.analyze(renamed, nested_outcomes(renamed), 0.005, n_boot=200).finding
+    f5 = A.analyze(renamed, nested_outcomes(renamed), 0.005, n_boot=200, roles=ROLES).finding
     assert f5.verdict == "holds" and "unstructured ft 80.0%" in f5.text
 
 
 def test_analyze_bundles_everything():
-    res = A.analyze(ROWS, None, 0.005, n_boot=100)
+    res = A.analyze(ROWS, None, 0.005, n_boot=100, roles=ROLES)
     assert res.methods == ["bad", "ft", "wt"] and res.shifted == ["fog-3", "snow-3"]
     assert len(res.excess_error) == sum(1 for r in ROWS if r["kind"] == "pruned" and r.get(NOM) is not None)
     assert set(res.excess_slopes) == {"bad", "ft", "wt"} and "wt" in res.table
@@ -274,7 +296,7 @@ def test_summary_distributions_are_not_double_counted():
     assert summ["fog"]["mean"] == 0.0 and summ["fog"]["leaves"] == 2 and summ["fog-1"]["mean"] == 0.5
     # mean over fog-1 (0.5), fog-2 (0), snow-3 (0.5) only; with the summaries it would be (0.5+0+0+0.5+0.5)/5
     assert summ["corruptions (mean)"]["mean"] == pytest.approx(1 / 3)
-    names = [line.split()[0] for line in A.prune_potential_table(rows).splitlines()[3:]]
+    names = [line.split()[0] for line in A.prune_potential_table(rows, reference="nominal").splitlines()[3:]]
     assert "fog" in names and "snow" not in names and "snow-3" in names
 
 
@@ -284,7 +306,7 @@ def test_terminal_table_folds_large_groups():
     parent = {"kind": "parent", "rep": 0, "method": "parent", "prune_ratio": 0.0, NOM: 0.9,
               **{c + k: v for k, v in corr.items()}, **{c + t: 0.7 for t in "abcdefghij"}}
     rows = [parent, dict(parent, kind="pruned", method="wt", prune_ratio=0.5)]
-    lines = A.prune_potential_table(rows).splitlines()
+    lines = A.prune_potential_table(rows, reference="nominal").splitlines()
     names = [line.split()[0] for line in lines[3:-1]]
     assert names == ["nominal", *"abcdefghij", "corruptions", "corruptions"]  # the 50 members folded away
     assert lines[-1] == "(50 more distributions in summary.md / report.html)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from prunebench.analysis import analyze
+from prunebench.analysis import Roles, analyze
 from prunebench.analysis.paired import Interval, Resampler, check_confidence, paired_interval
 from prunebench.errors import UserError
 
@@ -73,7 +73,7 @@ def _study(n: int, seed: int = 0) -> tuple[list[dict], dict]:
 
 
 def test_prune_potential_interval_shrinks_with_n_and_resolution_flags_small_samples():
-    small, big = (analyze(*_study(n), 0.005, n_boot=400, num_classes=10) for n in (100, 20_000))
+    small, big = (analyze(*_study(n), 0.005, n_boot=400, num_classes=10, roles=Roles("nominal")) for n in (100, 20_000))
     ps, pb = small.decisions.potential("wt", "nominal"), big.decisions.potential("wt", "nominal")
     assert pb.pp.estimate == pytest.approx(0.5) and pb.pp.high - pb.pp.low <= ps.pp.high - ps.pp.low
     assert [r.verdict for r in pb.ratios] == ["within", "within", "beyond", "beyond"]
@@ -87,7 +87,7 @@ def test_near_chance_distribution_is_uninformative():
     for r in rows:  # a second distribution where every model (parent included) is at 12% accuracy
         r["adversarial/acc/pgd-0.1"] = 0.12
         out[r["model_key"]]["correct/pgd-0.1"] = np.arange(2000) < 240
-    an = analyze(rows, out, 0.005, n_boot=200, num_classes=10)
+    an = analyze(rows, out, 0.005, n_boot=200, num_classes=10, roles=Roles("nominal"))
     info = an.decisions.distributions["pgd-0.1"]
     assert info.uninformative and "near chance" in info.reason and "(uninformative)" in an.table
     assert an.decisions.distributions["nominal"].ranked

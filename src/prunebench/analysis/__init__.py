@@ -38,10 +38,9 @@ from prunebench.analysis.potential import (
     summarize_prune_potential,
 )  # fmt: skip
 from prunebench.analysis.rows import (
-    CORRUPTIONS,
     DEFAULT_DELTA,
-    NOMINAL,
     Kind,
+    Roles,
     Row,
     accuracy_keys,
     distribution_groups,
@@ -73,6 +72,18 @@ class Analysis:
     findings: list[Finding] = field(default_factory=list)
     slope_intervals: dict[str, Interval] = field(default_factory=dict)
     kinds: dict[str, Kind] = field(default_factory=dict)  # method -> (structured or None, random baseline)
+    roles: Roles = field(default_factory=Roles)
+
+    @property
+    def reference(self) -> str | None:
+        """The reference (nominal) distribution, if the study has it."""
+        return self.roles.reference if self.roles.reference in self.distributions else None
+
+    @property
+    def reference_group(self) -> str | None:
+        """The evaluator (distribution group) that reports the reference distribution."""
+        ref = self.reference
+        return next((g for g, ds in self.groups.items() if ref in ds), None)
 
     def kind(self, method: str) -> Kind:
         """(structured or None if unknown, random baseline) of ``method``, from the rows."""
@@ -86,35 +97,41 @@ class Analysis:
 
 def analyze(rows: Sequence[Row], outcomes: Mapping[str, Mapping[str, np.ndarray]] | None = None,
             delta: float = DEFAULT_DELTA, *, level: float = CONFIDENCE, n_boot: int = N_BOOT, seed: int = 0,
-            num_classes: int | None = None, kinds: Mapping[str, Kind] | None = None) -> Analysis:
+            num_classes: int | None = None, kinds: Mapping[str, Kind] | None = None,
+            roles: Roles | None = None) -> Analysis:
     """Point estimates (as in the paper) plus paired decisions with intervals (when outcomes are given).
 
     ``kinds``: method -> (structured or None, random baseline); default from the rows' own fields
-    (:func:`~prunebench.analysis.rows.method_kinds`), given ones take precedence."""
+    (:func:`~prunebench.analysis.rows.method_kinds`), given ones take precedence.
+    ``roles``: which distribution is the reference and which form the default shifted set, from the
+    evaluators' specs (``prunebench.report.distribution_roles()``); without a reference, excess error and
+    the findings are left out ("not checked")."""
     level = check_confidence(level)
+    roles = roles or Roles()
+    ref = roles.reference
     known = {**method_kinds(rows), **(kinds or {})}
 
     def kind(method: str) -> Kind:
         return known.get(method, (None, False))
 
-    pp = prune_potential(rows, delta)
+    pp = prune_potential(rows, delta, first=ref)
     summary = summarize_prune_potential(pp, n_boot=n_boot, seed=seed, level=level)
-    keys = accuracy_keys(rows)
+    keys = accuracy_keys(rows, ref)
     ee: list[dict[str, Any]] = []
     shifted: list[str] = []
-    if NOMINAL in keys and len(keys) > 1:
-        shifted = default_shifted(rows)
-        ee = excess_error(rows, NOMINAL, shifted)
-    dec = decide(rows, outcomes or {}, delta, level=level, n_boot=n_boot, seed=seed, num_classes=num_classes)
-    findings = [structured_finding(dec, kind), shift_finding(dec, shifted, kind),
-                agreement_finding(dec, rows, outcomes or {}, kind)]
-    return Analysis(delta, level, list(keys), distribution_groups(rows), methods(rows), summary_distributions(keys), pp,
-                    summary, prune_potential_table(rows, delta, summary, decisions=dec), ee, excess_error_slopes(ee),
-                    shifted, dec, findings, slope_intervals(dec, shifted) if dec.available else {}, known)
+    if ref in keys and len(keys) > 1:
+        shifted = default_shifted(rows, roles)
+        ee = excess_error(rows, roles, shifted)
+    dec = decide(rows, outcomes or {}, delta, level=level, n_boot=n_boot, seed=seed, num_classes=num_classes, first=ref)
+    findings = [structured_finding(dec, kind, ref), shift_finding(dec, shifted, kind, ref),
+                agreement_finding(dec, rows, outcomes or {}, kind, ref)]
+    return Analysis(delta, level, list(keys), distribution_groups(rows, ref), methods(rows), summary_distributions(keys),
+                    pp, summary, prune_potential_table(rows, delta, summary, decisions=dec), ee, excess_error_slopes(ee),
+                    shifted, dec, findings, slope_intervals(dec, shifted, ref) if dec.available else {}, known, roles)
 
 
-__all__ = ["Analysis", "CORRUPTIONS", "cell_text", "default_shifted", "distribution_groups", "distributions",
+__all__ = ["Analysis", "Roles", "cell_text", "default_shifted", "distribution_groups", "distributions",
            "excess_error", "excess_error_slopes", "fit_through_origin", "Kind", "method_kinds",
            "summarize_prune_potential", "summary_distributions", "Row", "DEFAULT_DELTA", "Decisions", "Finding", "Interval",
-           "NOMINAL", "accuracy_keys",
+           "accuracy_keys",
            "analyze", "check_confidence", "prune_potential", "prune_potential_table", "value"]

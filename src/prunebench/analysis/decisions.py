@@ -103,11 +103,12 @@ def _pp(ratios: np.ndarray, deltas: np.ndarray, delta: float) -> np.ndarray:
 
 def decide(rows: Sequence[Row], outcomes: Mapping[str, Mapping[str, np.ndarray]], delta: float, *,
            level: float = CONFIDENCE, n_boot: int = N_BOOT, seed: int = 0, num_classes: int | None = None,
-           chance_factor: float = CHANCE_FACTOR) -> Decisions:
-    """Paired decisions for every (method, distribution) of a study's rows; see the module docstring."""
+           chance_factor: float = CHANCE_FACTOR, first: str | None = None) -> Decisions:
+    """Paired decisions for every (method, distribution) of a study's rows (distribution ``first``, the
+    reference, and its group first); see the module docstring."""
     parents = parents_by_rep(rows)
     reps = sorted(parents, key=str)
-    keys = accuracy_keys(rows)
+    keys = accuracy_keys(rows, first)
     summaries = summary_distributions(keys)
     dec = Decisions(delta, level, n_boot, len(reps))
     leaf_dists = [d for d in keys if d not in summaries]

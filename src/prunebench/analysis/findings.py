@@ -26,13 +26,18 @@ import numpy as np
 
 from prunebench.analysis.decisions import Decisions
 from prunebench.analysis.paired import Interval, wrong_diff
-from prunebench.analysis.rows import NOMINAL, Row, parents_by_rep, pruned_rows, value
+from prunebench.analysis.rows import Row, parents_by_rep, pruned_rows, value
+from prunebench.tolerances import RATIO_TOLERANCE
 
 HOLDS, FAILS, OPEN, NOT_CHECKED = "holds", "does not hold", "inconclusive", "not checked"
-# Prune potentials are *achieved* prune ratios, which a method may miss its target by up to 0.5% relative
-# (pruning/base.py). Two methods that qualify at the same target ratio differ by that rounding alone, so
-# PP differences smaller than this are ties: never a direction a verdict may rest on.
-PP_TIE = 0.005
+# Prune potentials are *achieved* prune ratios, which a method may miss its target by up to RATIO_TOLERANCE
+# relative (at most that much absolute, ratios being <= 1). Two methods that qualify at the same target ratio
+# differ by that rounding alone, so PP differences smaller than this are ties: never a direction a verdict may
+# rest on.
+PP_TIE = RATIO_TOLERANCE
+
+
+NO_REFERENCE = "not checked: the study has no reference (nominal) distribution"
 
 
 @dataclass(frozen=True)
@@ -66,22 +71,24 @@ def _iv_text(iv: Interval, unit: str = " points") -> str:
     return f"{100 * iv.estimate:+.1f}{unit} [{100 * iv.low:+.1f}, {100 * iv.high:+.1f}] at {100 * iv.level:g}%"
 
 
-def structured_finding(dec: Decisions, kind: Callable[[str], tuple[bool | None, bool]]) -> Finding:
-    """``kind(method) -> (structured or None if unknown, is_baseline)``."""
+def structured_finding(dec: Decisions, kind: Callable[[str], tuple[bool | None, bool]], nominal: str | None) -> Finding:
+    """``kind(method) -> (structured or None if unknown, is_baseline)``; ``nominal``: the reference distribution."""
     claim = ("unstructured methods (e.g. WT, SiPP) reach a higher nominal prune potential than structured ones "
              "(e.g. FT, PFP); ResNet20/CIFAR-10 reference: WT 84.9%, SiPP 84.9%, FT 52.1%, PFP 44.9%")
-    have = {m for (m, d) in dec.pp_boot if d == NOMINAL}
+    if nominal is None:
+        return Finding("structured", claim, NOT_CHECKED, NO_REFERENCE)
+    have = {m for (m, d) in dec.pp_boot if d == nominal}
     uns = sorted(m for m in have if kind(m) == (False, False))
     st = sorted(m for m in have if kind(m) == (True, False))
     if not dec.available or not uns or not st:
         missing = "outcomes" if not dec.available else "unstructured" if not uns else "structured"
         return Finding("structured", claim, NOT_CHECKED, f"not checked: the run has no {missing} method with a nominal "
                                                          "prune potential")
-    info = dec.distributions.get(NOMINAL)
+    info = dec.distributions.get(nominal)
     if info is not None and not info.ranked:
         return Finding("structured", claim, NOT_CHECKED, f"not checked: the nominal distribution is flagged ({info.reason})")
-    pt = {m: dec.potential(m, NOMINAL).pp.estimate for m in uns + st}  # type: ignore[union-attr]
-    boot = np.min([dec.pp_boot[(m, NOMINAL)] for m in uns], 0) - np.max([dec.pp_boot[(m, NOMINAL)] for m in st], 0)
+    pt = {m: dec.potential(m, nominal).pp.estimate for m in uns + st}  # type: ignore[union-attr]
+    boot = np.min([dec.pp_boot[(m, nominal)] for m in uns], 0) - np.max([dec.pp_boot[(m, nominal)] for m in st], 0)
     iv = Interval.from_samples(float(_untie(min(pt[m] for m in uns) - max(pt[m] for m in st))), _untie(boot), dec.level)
     verdict = _verdict(iv)
     fmt = lambda ms: ", ".join(f"{m} {_pct(pt[m])}%" for m in ms)  # noqa: E731
@@ -89,16 +96,19 @@ def structured_finding(dec: Decisions, kind: Callable[[str], tuple[bool | None, 
                                                  f"unstructured minus strongest structured = {_iv_text(iv)}", iv)
 
 
-def shift_finding(dec: Decisions, shifted: Sequence[str], kind: Callable[[str], tuple[bool | None, bool]]) -> Finding:
+def shift_finding(dec: Decisions, shifted: Sequence[str], kind: Callable[[str], tuple[bool | None, bool]],
+                  nominal: str | None) -> Finding:
     claim = "prune potential under distribution shift (corruptions) is lower than on the nominal test set"
+    if nominal is None:
+        return Finding("shift", claim, NOT_CHECKED, NO_REFERENCE)
     ranked = [d for d in shifted if d in dec.distributions and dec.distributions[d].ranked]
-    meths = sorted(m for (m, d) in dec.pp_boot if d == NOMINAL and not kind(m)[1]
+    meths = sorted(m for (m, d) in dec.pp_boot if d == nominal and not kind(m)[1]
                    and all((m, s) in dec.pp_boot for s in ranked))
     if not dec.available or not ranked or not meths:
         return Finding("shift", claim, NOT_CHECKED, "not checked: no ranked shifted distribution with outcomes "
                                                     "(or no method evaluated on them)")
     def stat(get: Callable[[str, str], np.ndarray | float]) -> np.ndarray:
-        return np.mean([np.asarray(get(m, NOMINAL)) - np.mean([np.asarray(get(m, s)) for s in ranked], 0) for m in meths], 0)
+        return np.mean([np.asarray(get(m, nominal)) - np.mean([np.asarray(get(m, s)) for s in ranked], 0) for m in meths], 0)
 
     iv = Interval.from_samples(float(_untie(stat(lambda m, d: dec.potential(m, d).pp.estimate))),  # type: ignore[union-attr]
                                _untie(stat(lambda m, d: dec.pp_boot[(m, d)])), dec.level)
@@ -108,9 +118,11 @@ def shift_finding(dec: Decisions, shifted: Sequence[str], kind: Callable[[str], 
 
 
 def agreement_finding(dec: Decisions, rows: Sequence[Row], outcomes: Mapping[str, Mapping[str, np.ndarray]],
-                      kind: Callable[[str], tuple[bool | None, bool]]) -> Finding:
+                      kind: Callable[[str], tuple[bool | None, bool]], nominal: str | None) -> Finding:
     claim = ("pruned networks within their nominal prune potential agree with their parent under input noise more "
              "than a separately trained network of the same architecture does")
+    if nominal is None:
+        return Finding("agreement", claim, NOT_CHECKED, NO_REFERENCE)
     res = dec.resampler
     parents = parents_by_rep(rows)
     reps = sorted(parents, key=str)
@@ -122,7 +134,7 @@ def agreement_finding(dec: Decisions, rows: Sequence[Row], outcomes: Mapping[str
     within = []
     for row in pruned_rows(rows):
         m = str(row["method"])
-        pot = dec.potential(m, NOMINAL)
+        pot = dec.potential(m, nominal)
         if kind(m)[1] or pot is None or (value(row, "target_ratio") or 0) > pot.pp.estimate + 1e-9:
             continue
         within.append(row)
@@ -157,15 +169,17 @@ def agreement_finding(dec: Decisions, rows: Sequence[Row], outcomes: Mapping[str
                                                 f"baseline's, per noise level: " + "; ".join(parts), lows[0])
 
 
-def slope_intervals(dec: Decisions, shifted: Sequence[str]) -> dict[str, Interval]:
+def slope_intervals(dec: Decisions, shifted: Sequence[str], nominal: str | None) -> dict[str, Interval]:
     """Per method: excess-error slope (through the origin) vs prune ratio, with its bootstrap interval.
 
     Excess error of a model = mean_{D'} Delta(D') - Delta(nominal) (the parent's terms cancel in the
     paired form of Lost in Pruning's definition)."""
     out: dict[str, Interval] = {}
+    if nominal is None:
+        return out
     ranked = [d for d in shifted if d in dec.distributions and dec.distributions[d].ranked]
     for (m, d), (ratios, point, boot) in dec.replicates.items():
-        if d != NOMINAL or not ranked or any((m, s) not in dec.replicates for s in ranked):
+        if d != nominal or not ranked or any((m, s) not in dec.replicates for s in ranked):
             continue
         sh = [dec.replicates[(m, s)] for s in ranked]
         if any(len(r) != len(ratios) or not np.allclose(r, ratios) for r, _, _ in sh):

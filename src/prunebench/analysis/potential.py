@@ -20,9 +20,8 @@ import numpy as np
 
 from prunebench.analysis.paired import CONFIDENCE, N_BOOT
 from prunebench.analysis.rows import (
-    CORRUPTIONS,
     DEFAULT_DELTA,
-    NOMINAL,
+    Roles,
     Row,
     accuracy_keys,
     evaluator_of,
@@ -37,8 +36,9 @@ TOL = 1e-12  # floating-point slack on the prune-potential inequality (hand-exac
 
 
 # ----------------------------------------------------------------------------- prune potential
-def prune_potential(rows: Sequence[Row], delta: float = DEFAULT_DELTA) -> list[dict[str, Any]]:
-    """One record per (method, rep, distribution): the prune potential PP_delta.
+def prune_potential(rows: Sequence[Row], delta: float = DEFAULT_DELTA, first: str | None = None) -> list[dict[str, Any]]:
+    """One record per (method, rep, distribution): the prune potential PP_delta (distribution ``first``,
+    the reference, and its group first).
 
     PP = the largest tested (achieved) prune ratio r with err(pruned_r, D') <= err(parent, D') + delta
     (Lost in Pruning, prune-potential definition), 0 if none qualifies. Every tested ratio is scanned, so qualifying ratios
@@ -46,7 +46,7 @@ def prune_potential(rows: Sequence[Row], delta: float = DEFAULT_DELTA) -> list[d
     """
     if not (isinstance(delta, (int, float)) and delta >= 0 and math.isfinite(delta)):
         raise UserError(f"delta must be a non-negative number (a tolerated error increase, e.g. 0.005), got {delta!r}")
-    keys = accuracy_keys(rows)
+    keys = accuracy_keys(rows, first)
     leaves = summary_distributions(keys)
     parents = parents_by_rep(rows)
     groups: dict[tuple[str, Any], list[Row]] = defaultdict(list)
@@ -151,27 +151,29 @@ def summarize_prune_potential(records: Sequence[Mapping[str, Any]], n_boot: int 
 
 
 # ----------------------------------------------------------------------------- excess error
-def default_shifted(rows: Sequence[Row], nominal: str = NOMINAL) -> list[str]:
-    """The corruptions at severity 3 if present (reference choice), else every non-nominal distribution."""
+def default_shifted(rows: Sequence[Row], roles: Roles) -> list[str]:
+    """The default shifted set: the distributions the evaluators' specs name for it (``roles.shift``; the
+    corruptions at severity 3, Lost in Pruning's choice) if present, else every distribution but the reference."""
     keys = accuracy_keys(rows)
-    sev3 = [d for d, k in keys.items() if evaluator_of(k) == CORRUPTIONS and re.search(r"-3$", d)]
-    return sev3 or [d for d in keys if d != nominal]
+    chosen = [d for d, k in keys.items() if (pat := roles.shift.get(evaluator_of(k))) and re.fullmatch(pat, d)]
+    return chosen or [d for d in keys if d != roles.reference]
 
 
-def excess_error(rows: Sequence[Row], nominal: str = NOMINAL, shifted: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def excess_error(rows: Sequence[Row], roles: Roles, shifted: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Excess error of every pruned row (Lost in Pruning, excess-error definition):
 
     e = [err(pruned, D') - err(pruned, D)] - [err(parent, D') - err(parent, D)],
 
-    D the nominal distribution, err(., D') the mean error over the ``shifted`` distributions (those
-    present in both the pruned row and its parent). Positive e: pruning hurt the shifted
-    distribution more than the nominal one.
+    D the reference distribution (``roles.reference``, the nominal test set), err(., D') the mean error
+    over the ``shifted`` distributions (default :func:`default_shifted`; those present in both the pruned
+    row and its parent). Positive e: pruning hurt the shifted distribution more than the nominal one.
     """
     keys = accuracy_keys(rows)
-    if nominal not in keys:
-        raise UserError(f"no accuracy for the nominal distribution {nominal!r} in the rows; "
-                        f"evaluate with the nominal evaluator (found: {', '.join(keys) or 'none'})")
-    shifted = list(default_shifted(rows, nominal) if shifted is None else shifted)
+    nominal = roles.reference
+    if nominal is None or nominal not in keys:
+        raise UserError(f"no accuracy for the reference distribution {nominal!r} in the rows; evaluate with the "
+                        f"evaluator that reports it (found: {', '.join(keys) or 'none'})")
+    shifted = list(default_shifted(rows, roles) if shifted is None else shifted)
     unknown = [d for d in shifted if d not in keys]
     if unknown:
         raise UserError(f"unknown shifted distribution(s) {unknown}; choose from {', '.join(keys)}")
@@ -224,15 +226,16 @@ def cell_text(stat: Mapping[str, Any]) -> str:
 
 def prune_potential_table(rows: Sequence[Row], delta: float = DEFAULT_DELTA,
                           summary: Sequence[Mapping[str, Any]] | None = None, max_lines: int = 40,
-                          decisions: Any = None) -> str:
+                          decisions: Any = None, reference: str | None = None) -> str:
     """Plain-text table of prune potential in percent (mean ± std over reps): one line per distribution
     (then its group's mean / min), one column per method; '-' where a method was not evaluated.
 
     A summary distribution with a single member (``fog`` = ``fog-3`` when only severity 3 ran) is not
     repeated. Beyond ``max_lines`` distributions, the members of large groups (> 16) are left out in
-    favour of their summaries and the group mean / min, and a last line says how many.
+    favour of their summaries and the group mean / min, and a last line says how many. ``reference``: the reference
+    distribution, listed first (when the summary is computed here).
     """
-    summary = summary if summary is not None else summarize_prune_potential(prune_potential(rows, delta))
+    summary = summary if summary is not None else summarize_prune_potential(prune_potential(rows, delta, reference))
     summary = [s for s in summary if s.get("leaves", 0) != 1]
     meths = sorted({s["method"] for s in summary})
     first: dict[str, tuple[int, bool, int]] = {}

@@ -11,14 +11,27 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from prunebench.errors import UserError
 
 DEFAULT_DELTA = 0.005
-NOMINAL = "nominal"
-CORRUPTIONS = "corruptions"
 Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Roles:
+    """What a study's test distributions are for; read from the evaluators' specs by the caller
+    (``prunebench.report.distribution_roles``), so the analysis never names an evaluator.
+
+    ``reference``: the unshifted test distribution that delta, excess error and the findings are
+    measured against (None: the study has none; those parts are then left out).
+    ``shift``: evaluator -> pattern (``re.fullmatch``) of its distributions that form the default
+    shifted set of excess error and of the shift finding (e.g. the corruptions at severity 3)."""
+
+    reference: str | None = None
+    shift: Mapping[str, str] = field(default_factory=dict)
 
 
 def _natural(text: str) -> list[Any]:
@@ -42,8 +55,9 @@ def value(row: Row, key: str) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def accuracy_keys(rows: Iterable[Row]) -> dict[str, str]:
-    """``distribution -> "<evaluator>/acc/<distribution>"`` over all rows, nominal first, then by evaluator."""
+def accuracy_keys(rows: Iterable[Row], first: str | None = None) -> dict[str, str]:
+    """``distribution -> "<evaluator>/acc/<distribution>"`` over all rows: distribution ``first`` (the
+    reference) and its evaluator's others, then by evaluator, then in natural order."""
     found: dict[str, str] = {}
     for row in rows:
         for key in row:
@@ -53,7 +67,8 @@ def accuracy_keys(rows: Iterable[Row]) -> dict[str, str]:
                 if prev != key:
                     raise UserError(f"distribution {parts[2]!r} is reported by two evaluators ({prev}, {key}); "
                                     "distribution ids must be unique across evaluators (docs/STUDY.md)")
-    order = sorted(found, key=lambda d: (d != NOMINAL, evaluator_of(found[d]) != NOMINAL, evaluator_of(found[d]), _natural(d)))
+    lead = evaluator_of(found[first]) if first in found else None
+    order = sorted(found, key=lambda d: (d != first, evaluator_of(found[d]) != lead, evaluator_of(found[d]), _natural(d)))
     return {d: found[d] for d in order}
 
 
@@ -61,9 +76,9 @@ def evaluator_of(metric_key: str) -> str:
     return metric_key.split("/", 1)[0]
 
 
-def distributions(rows: Iterable[Row]) -> list[str]:
-    """Every test distribution in the rows (from ``<evaluator>/acc/<dist>`` keys), nominal first."""
-    return list(accuracy_keys(rows))
+def distributions(rows: Iterable[Row], first: str | None = None) -> list[str]:
+    """Every test distribution in the rows (from ``<evaluator>/acc/<dist>`` keys), ``first`` first."""
+    return list(accuracy_keys(rows, first))
 
 
 def summary_distributions(keys: Mapping[str, str]) -> dict[str, list[str]]:
@@ -79,10 +94,10 @@ def summary_distributions(keys: Mapping[str, str]) -> dict[str, list[str]]:
     return out
 
 
-def distribution_groups(rows: Iterable[Row]) -> dict[str, list[str]]:
+def distribution_groups(rows: Iterable[Row], first: str | None = None) -> dict[str, list[str]]:
     """``evaluator -> its distributions`` (the groups prune potential is averaged / minimised over);
     summary distributions (see :func:`summary_distributions`) are left out."""
-    keys = accuracy_keys(rows)
+    keys = accuracy_keys(rows, first)
     summ = summary_distributions(keys)
     groups: dict[str, list[str]] = {}
     for dist, key in keys.items():

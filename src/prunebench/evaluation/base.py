@@ -12,6 +12,7 @@ from torch import nn
 
 from prunebench.data.base import Dataset, Split
 from prunebench.errors import UserError
+from prunebench.tolerances import INFERENCE_BATCH
 
 
 @dataclass
@@ -24,7 +25,7 @@ class EvalContext:
     baseline: nn.Module | None = None  # an independently trained network of the same architecture
     seed: int = 0
     cache_dir: Path | None = None  # where corrupted test sets etc. are cached
-    batch_size: int = 1000
+    batch_size: int = INFERENCE_BATCH
     max_samples: int | None = None  # evaluate on the first N test images only (quick runs)
 
     def test_split(self) -> Split:
@@ -40,7 +41,7 @@ class EvalContext:
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, x01: torch.Tensor, data: Dataset, device: torch.device | str = "cpu",
-                   batch_size: int = 1000) -> torch.Tensor:
+                   batch_size: int = INFERENCE_BATCH) -> torch.Tensor:
     """Logits of ``model`` (in eval mode) for float [0,1] images, normalized per the dataset, in batches."""
     was_training = model.training
     model.eval()

@@ -55,6 +55,10 @@ class EvaluatorSpec(Spec):
     ``check_options``: the options of a cheap run that ``prunebench check`` uses by default (None:
     not in the default check suite).
     ``always``: runs on every model of every study, first (the nominal test set).
+    ``reference``: the one of its distributions that is the unshifted test set every other distribution
+    and delta are measured against (the analysis's reference; one evaluator has it).
+    ``default_shift``: pattern (``re.fullmatch``) of its distributions that form the default shifted set
+    of excess error and of the shift finding (Lost in Pruning: the corruptions at severity 3).
     """
 
     needs_parent: bool = False
@@ -64,6 +68,8 @@ class EvaluatorSpec(Spec):
     param_plots: tuple[ParamPlot, ...] = ()
     check_options: Mapping[str, Any] | None = None
     always: bool = False
+    reference: str | None = None
+    default_shift: str | None = None
 
 
 class Evaluator(Protocol):

@@ -14,10 +14,11 @@ from torch import nn
 
 from prunebench.data.base import Dataset
 from prunebench.errors import UserError
-from prunebench.pruning.base import RATIO_TOLERANCE, PruneContext, check_ratio
+from prunebench.pruning.base import PruneContext, check_ratio
 from prunebench.pruning.masks import PruningState
 from prunebench.pruning.registry import METHODS
 from prunebench.pruning.selection import Selection
+from prunebench.tolerances import RATIO_TOLERANCE
 
 
 def prune(model: nn.Module, method: str, ratio: float, *, data: Dataset | None = None,

@@ -27,7 +27,6 @@ from prunebench.errors import UserError
 from prunebench.registry import Options
 
 OptionsT = TypeVar("OptionsT", bound=Options)
-RATIO_TOLERANCE = 0.005  # relative: an achieved prune ratio within 0.5% of the target meets it
 
 
 @dataclass

@@ -22,9 +22,9 @@ import torch
 from torch import Tensor, nn
 
 from prunebench.errors import UserError
-from prunebench.pruning.base import RATIO_TOLERANCE
 from prunebench.pruning.selection import module_name
 from prunebench.pruning.structured import ChannelStructure, analyse, example_input_for
+from prunebench.tolerances import RATIO_TOLERANCE
 
 
 @dataclass

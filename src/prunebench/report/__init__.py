@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from prunebench.analysis import CONFIDENCE, DEFAULT_DELTA, N_BOOT, analyze
+from prunebench.analysis import CONFIDENCE, DEFAULT_DELTA, N_BOOT, Roles, analyze
 from prunebench.atomic import write_atomic
 from prunebench.errors import UserError
 
@@ -22,6 +22,16 @@ HTML_NAME, MD_NAME, TABLE_NAME = "report.html", "summary.md", "prune_potential.t
 
 def _write(path: Path, text: str) -> None:
     write_atomic(path, text)
+
+
+def distribution_roles() -> Roles:
+    """The reference distribution and the default shifted set, from the evaluators' specs
+    (``EvaluatorSpec.reference`` / ``default_shift``): what :func:`prunebench.analysis.analyze` needs."""
+    from prunebench.evaluation.registry import EVALUATORS
+
+    specs = EVALUATORS.specs()
+    ref = next((s.reference for s in specs if s.reference), None)
+    return Roles(ref, {s.name: s.default_shift for s in specs if s.default_shift})
 
 
 def _delta_from(config: Mapping[str, Any] | None) -> float:
@@ -54,7 +64,8 @@ def render_report(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, *, con
         config = None
     config = config if isinstance(config, Mapping) else None
     delta = _delta_from(config) if delta is None else float(delta)
-    an = analyze(list(rows), outcomes, delta, level=confidence, n_boot=n_boot, seed=seed, num_classes=num_classes)
+    an = analyze(list(rows), outcomes, delta, level=confidence, n_boot=n_boot, seed=seed, num_classes=num_classes,
+                 roles=distribution_roles())
     doc = build_document(list(rows), an, title or str(out), config, config_text, failures, pending)
     subtitle = (f"generated {time.strftime('%Y-%m-%d %H:%M')} | delta = {100 * delta:g}% | confidence "
                 f"{100 * an.level:g}% | {len(rows)} model rows")
@@ -101,7 +112,7 @@ def study_table(run_dir: str | Path, *, delta: float, confidence: float = CONFID
 
     run = Path(run_dir)
     rows, outcomes = load_study(run)
-    return analyze(rows, outcomes, delta, level=confidence, num_classes=num_classes(run)).table
+    return analyze(rows, outcomes, delta, level=confidence, num_classes=num_classes(run), roles=distribution_roles()).table
 
 
-__all__ = ["TABLE_NAME", "read_table", "render_report", "study_table", "write_report"]
+__all__ = ["TABLE_NAME", "distribution_roles", "read_table", "render_report", "study_table", "write_report"]

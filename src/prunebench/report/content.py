@@ -224,10 +224,10 @@ def gains(rows: Sequence[Row]) -> Callable[[Row], tuple[float | None, float | No
     return fn
 
 
-def cost_rows(rows: Sequence[Row]) -> Table:
-    """Parameters, FLOPs (and latency metrics, if any) of every model row."""
+def cost_rows(rows: Sequence[Row], reference: str | None) -> Table:
+    """Parameters, FLOPs (and latency metrics, if any) of every model row; accuracy on ``reference``."""
     lat = sorted({k for r in rows for k in r if "latency" in k.lower()})
-    nominal = next((k for k in A.accuracy_keys(rows).values() if k.endswith("/acc/nominal")), None)
+    nominal = A.accuracy_keys(rows).get(reference) if reference else None
     header = ["model", "method", "rep", "cycle", "target", "achieved", "params (nonzero / total)", "compression",
               "FLOPs (effective / dense)", "speedup", *lat, "nominal acc [%]"]
     order = sorted(rows, key=lambda r: (r.get("kind") != "parent", str(r.get("method")), str(r.get("rep")),
@@ -245,9 +245,10 @@ def cost_rows(rows: Sequence[Row]) -> Table:
                  "FLOPs (theoretical, ShrinkBench convention); target and achieved prune ratios in %", collapsed=len(body) > 30)
 
 
-def cost_summary(rows: Sequence[Row]) -> Table:
-    """Per method and target ratio (mean over repetitions): achieved ratio, compression, speedup, nominal accuracy."""
-    nominal = next((k for k in A.accuracy_keys(rows).values() if k.endswith("/acc/nominal")), None)
+def cost_summary(rows: Sequence[Row], reference: str | None) -> Table:
+    """Per method and target ratio (mean over repetitions): achieved ratio, compression, speedup, accuracy on
+    ``reference`` (the nominal test set)."""
+    nominal = A.accuracy_keys(rows).get(reference) if reference else None
     groups: dict[tuple[str, float], list[Row]] = defaultdict(list)
     for r in rows:
         groups[(str(r.get("method")), round(A.value(r, "target_ratio") or 0.0, 6))].append(r)

@@ -65,7 +65,7 @@ def decisions_section(an: A.Analysis) -> Section:
                                       f"the verdict is decided; delta = {pct(an.delta, 2)} pp", muted=muted))
     rows = []
     for p in dec.potentials:
-        if p.distribution != A.NOMINAL or p.aggregate:
+        if p.distribution != an.reference or p.aggregate:
             continue
         for rv in p.ratios:
             rows.append([p.method, f"{100 * rv.ratio:.1f}", f"{100 * rv.delta.estimate:+.2f}",

@@ -111,7 +111,7 @@ def glance_table(an: A.Analysis) -> Table:
     """One line per method: kind, nominal PP, each group's mean / min PP, excess-error slope."""
     stats = {(s["method"], s["distribution"]): s for s in an.summary}
     aggs = list(dict.fromkeys(s["distribution"] for s in an.summary if s["aggregate"] == "mean"))
-    cols = [A.NOMINAL] * (A.NOMINAL in an.distributions) + aggs
+    cols = [an.reference] * (an.reference is not None) + aggs
     kind = {True: "structured", False: "unstructured", None: "?"}
     body, shade = [], {}
     for i, m in enumerate(an.methods):
@@ -135,7 +135,8 @@ def prune_potential_section(an: A.Analysis, colors: Mapping[str, str]) -> Sectio
     dists = [d for d in an.distributions if len(an.summaries.get(d, ())) != 1]  # no single-member summaries
     aggs = [s["distribution"] for s in summ if s["aggregate"] is not None]
     aggs = list(dict.fromkeys(aggs))
-    names = dists if len(dists) <= 12 else [A.NOMINAL] * (A.NOMINAL in dists) + aggs
+    ref = [an.reference] if an.reference in dists else []
+    names = dists if len(dists) <= 12 else ref + aggs
     stats = {(s["method"], s["distribution"]): s for s in summ}
     blocks: list[Any] = [Text(
         "Prune potential PP = the largest tested prune ratio whose error on a distribution stays within delta of the "
@@ -144,8 +145,8 @@ def prune_potential_section(an: A.Analysis, colors: Mapping[str, str]) -> Sectio
     if names and meths:
         blocks.append(Image(P.pp_bars(names, meths, stats, colors), "Prune potential per method (bars: mean over "
                                                                       "repetitions, whiskers: std)."))
-        rest = [d for d in dists if d != A.NOMINAL] if len(dists) <= 12 else []
-        blocks.append(pp_table(summ, [A.NOMINAL] * (A.NOMINAL in dists) + aggs + rest, meths,
+        rest = [d for d in dists if d not in ref] if len(dists) <= 12 else []
+        blocks.append(pp_table(summ, ref + aggs + rest, meths,
                                "Prune potential [%]: mean ± std [95% bootstrap interval] over repetitions"
                                + ("; every distribution in the evaluator sections" if not rest else "")))
     else:
@@ -157,13 +158,13 @@ def accuracy_section(rows: Sequence[Row], an: A.Analysis, colors: Mapping[str, s
     keys = A.accuracy_keys(rows)
     meths, delta = an.methods, an.delta
     blocks: list[Any] = []
-    if A.NOMINAL in keys:
-        fn = getter(keys[A.NOMINAL])
+    if an.reference in keys:
+        fn = getter(keys[an.reference])
         panel = P.Panel("nominal test accuracy", {m: curve(rows, m, fn) for m in meths}, parent=level(rows, fn), band=delta)
         blocks.append(Image(P.curve_grid([panel], colors, ylabel="accuracy [%]", percent_y=True, size=(7.0, 3.8)),
                             "Nominal test accuracy vs achieved prune ratio (mean over repetitions, ±std shaded); "
                             "dashed: parent, grey band: parent ± delta."))
-    groups = {g: ds for g, ds in an.groups.items() if g != A.NOMINAL}
+    groups = {g: ds for g, ds in an.groups.items() if g != an.reference_group}
     if groups:
         panels = [P.Panel(f"{g} (mean of {len(ds)})", {m: curve(rows, m, mean_getter([keys[d] for d in ds])) for m in meths},
                           parent=level(rows, mean_getter([keys[d] for d in ds])), band=delta) for g, ds in groups.items()]
@@ -276,9 +277,9 @@ def build_document(rows: Sequence[Row], an: A.Analysis, run_dir: str, config: Ma
     sections = [incomplete] if incomplete else []
     sections += [overview(rows, an, run_dir, config, missing), decisions_section(an), prune_potential_section(an, colors),
                 accuracy_section(rows, an, colors), excess_section(an, colors),
-                Section("cost", "Model size and cost", [cost_summary(rows), cost_rows(rows)])]
+                Section("cost", "Model size and cost", [cost_summary(rows, an.reference), cost_rows(rows, an.reference)])]
     for ev, keys in metric_keys(rows).items():
-        if ev == A.NOMINAL:  # its accuracy is the main plot above
+        if ev == an.reference_group:  # its accuracy is the main plot above
             continue
         sections.append(evaluator_section(ev, rows, an, keys, colors))
     sections.append(config_section(config_text))

@@ -22,6 +22,7 @@ import torch
 
 from prunebench.data.split import VAL_FRACTION
 from prunebench.study.rundir import CACHE, checkpoint_path
+from prunebench.tolerances import INFERENCE_BATCH
 
 _DATA: dict[str, Any] = {}  # per-process dataset cache (spec JSON -> Dataset)
 
@@ -137,7 +138,7 @@ def _eval(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict[
     parent = load_checkpoint(checkpoint_path(run_dir, conf["parent"]), device).model if conf.get("parent") else None
     baseline = load_checkpoint(checkpoint_path(run_dir, conf["baseline"]), device).model if conf.get("baseline") else None
     ctx = EvalContext(data=data, device=device, parent=parent, baseline=baseline, seed=conf.get("seed", 0),
-                      batch_size=c.run.get("batch_size", 1000), max_samples=conf.get("max_samples"),
+                      batch_size=c.run.get("batch_size", INFERENCE_BATCH), max_samples=conf.get("max_samples"),
                       cache_dir=run_dir / CACHE)
     name = conf["evaluator"]
     res = evaluate_suite(model, ctx, [name], {name: dict(conf.get("options") or {})})

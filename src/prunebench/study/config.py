@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from prunebench.analysis.rows import DEFAULT_DELTA
 from prunebench.data.split import VAL_FRACTION
 from prunebench.errors import UserError
+from prunebench.tolerances import INFERENCE_BATCH
 from prunebench.training.config import TrainConfig
 
 FORMAT = 1  # bump when a saved config.yaml / run directory can no longer be read by this code
@@ -132,9 +133,9 @@ class EvaluatorSpec(_Strict):
 
 
 class EvaluationSpec(_Strict):
-    suite: tuple[EvaluatorSpec, ...] = Field((), description="evaluators besides 'nominal' (always run)")
+    suite: tuple[EvaluatorSpec, ...] = Field((), description="evaluators besides the always-run ones (the nominal test set)")
     max_samples: int | None = Field(None, gt=0, description="evaluate on the first N test images only")
-    batch_size: int = Field(1000, ge=1, description="inference batch size (speed only; not part of cell keys)")
+    batch_size: int = Field(INFERENCE_BATCH, ge=1, description="inference batch size (speed only; not part of cell keys)")
     seed: int = 0
     baseline: bool = Field(True, description="with >= 2 repetitions, give evaluators the next repetition's parent "
                                              "as the independently trained baseline")

@@ -7,11 +7,12 @@ from torch import nn
 
 from prunebench.data.base import DataInfo, Split
 from prunebench.data.loader import DeviceLoader
+from prunebench.tolerances import INFERENCE_BATCH
 
 
 @torch.no_grad()
 def evaluate_split(model: nn.Module, split: Split, info: DataInfo, device: torch.device | str = "cpu",
-                   batch_size: int = 1000) -> dict[str, float]:
+                   batch_size: int = INFERENCE_BATCH) -> dict[str, float]:
     """``{"acc": ..., "loss": ...}`` of ``model`` on ``split``; restores the model's train/eval mode."""
     was_training = model.training
     model.eval()

@@ -80,7 +80,7 @@ class CorruptionsOptions(Options):
         return v
 
 
-@EVALUATORS.register("corruptions", options=CorruptionsOptions, axis_label="severity", description=(
+@EVALUATORS.register("corruptions", options=CorruptionsOptions, axis_label="severity", default_shift=r".+-3", description=(
     "Accuracy under common corruptions (CIFAR-10-C style, severities 1-5)."))
 def corruptions(model: nn.Module, ctx: EvalContext, opts: CorruptionsOptions) -> dict[str, Any]:
     """Accuracy on each corrupted copy of the test split; see the module docstring for the keys."""

@@ -32,12 +32,13 @@ from prunebench.evaluation._common import Percentages, as_tuple, eval_mode, forw
 from prunebench.evaluation.base import EvalContext
 from prunebench.evaluation.registry import EVALUATORS
 from prunebench.registry import Options
+from prunebench.tolerances import INFERENCE_BATCH
 
 DEFAULT_KS = (5.0, 10.0, 25.0, 50.0)
 
 
 def removal_order(net: nn.Module, xn: torch.Tensor, round_frac: float = 0.05, min_group: int = 1,
-                  batch_size: int = 1000) -> torch.Tensor:
+                  batch_size: int = INFERENCE_BATCH) -> torch.Tensor:
     """Per-image pixel indices (into H*W) in backward-selection removal order, [n, H*W] long.
 
     ``xn`` is a normalized batch [n, C, H, W]; the last entries of each row are the most informative

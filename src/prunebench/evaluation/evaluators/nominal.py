@@ -12,7 +12,7 @@ from prunebench.evaluation.registry import EVALUATORS
 from prunebench.registry import NoOptions
 
 
-@EVALUATORS.register("nominal", always=True, panels=("loss",), description=(
+@EVALUATORS.register("nominal", always=True, reference="nominal", panels=("loss",), description=(
     "Accuracy and cross-entropy loss on the clean test set (all of it, or its first max_samples images)."))
 def nominal(model: nn.Module, ctx: EvalContext, opts: NoOptions) -> dict[str, Any]:
     """Top-1 test accuracy ``acc/nominal`` and mean cross-entropy ``loss``; per-example ``correct/nominal``."""
