@@ -108,7 +108,10 @@ def test_prune_cascade_and_bad_ratio(tmp_path: Path) -> None:
              "--option", "round_to=4", "--option", "norm=l2", "--out", str(tmp_path / "ft50"), "--no-progress")
     assert ft.returncode == 0, ft.stderr
     ft50 = load_checkpoint(tmp_path / "ft50")
-    assert ft50.meta["pruning"][-1]["options"] == {"round_to": 4, "norm": "l2"}
+    from prunebench.pruning.registry import METHODS  # the checkpoint records every option as it ran, defaults too
+    assert ft50.meta["pruning"][-1]["options"] == {**METHODS.spec("ft").options().model_dump(mode="json"),
+                                                   "round_to": 4, "norm": "l2"}
+    assert ft50.meta["pruning"][-1]["options"]["allocation"] == "uniform"
     for name, mask in ft50.masks.items():  # round_to reached the method: kept filters come in blocks of 4
         kept = int(mask.reshape(mask.shape[0], -1).any(1).sum())
         assert kept % 4 == 0 or kept == mask.shape[0], (name, kept)

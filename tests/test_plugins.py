@@ -88,7 +88,7 @@ def test_method_plugin_prunes_from_the_cli(method_plugin) -> None:
     assert out.returncode == 0, out.stderr
     assert "0.6000" in out.stdout
     ck = load_checkpoint(root / "p60.safetensors")
-    assert ck.meta["pruning"][-1]["method"] == METHOD_NAME and ck.meta["pruning"][-1]["options"] == {"power": 2}
+    assert ck.meta["pruning"][-1]["method"] == METHOD_NAME and ck.meta["pruning"][-1]["options"] == {"power": 2.0, "layers_last": False}
     assert abs(ck.pruning_state().prune_ratio() - 0.6) < 0.003
     for opt, words in [("power=-1", ["power=-1", "greater than 0"]), ("powr=2", ["unknown option 'powr'", "power=1.0"])]:
         bad = _cli(env, "prune", f"{parent}.safetensors", "--method", METHOD_NAME, "--ratio", "0.5",
@@ -293,3 +293,44 @@ def test_evaluator_and_dataset_plugins_join_the_registry_parametrized_tests(data
     assert out.returncode == 0, out.stdout[-3000:]
     assert "PASSED tests/test_evaluators.py::test_evaluator_spec_metadata[plug-mirror]" in out.stdout
     assert "PASSED tests/test_data_readers.py::test_dataset_spec_metadata[plug-fmnist]" in out.stdout
+
+
+# ============================================================================ a failed import is retried whole
+FLAKY_FILE = '''
+"""A plug-in that registers a method, then fails its first import (a missing file it needs, say)."""
+from pathlib import Path
+
+from prunebench.pruning.registry import METHODS
+
+@METHODS.register("plug-flaky", structured=False, data_informed=False)
+def flaky(model, state, ratio, ctx):
+    """Registered before the failure below."""
+    return {}
+
+flag = Path(__file__).with_name("imported-once")
+if not flag.exists():
+    flag.write_text("1")
+    raise RuntimeError("first import fails")
+'''
+
+
+@pytest.mark.parametrize("as_path", [True, False], ids=["py-file", "module"])
+def test_a_plugin_that_failed_to_import_is_imported_again_without_a_duplicate(tmp_path: Path, as_path: bool) -> None:
+    """Its half-done registration is undone with the failed import: the next lookup imports it again and finds
+    the entry once (before: 'registered twice' by the same module on every later lookup)."""
+    (tmp_path / "flaky_plugin.py").write_text(FLAKY_FILE)
+    env = _env(tmp_path, str(tmp_path / "flaky_plugin.py") if as_path else "flaky_plugin")
+    code = textwrap.dedent("""
+        from prunebench.errors import UserError
+        from prunebench.pruning.registry import METHODS
+        try:
+            METHODS.names()
+        except UserError as e:
+            print("first:", e)
+        print("second:", METHODS.names().count("plug-flaky"), METHODS.spec("plug-flaky").obj.__doc__)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    first, second = out.stdout.splitlines()
+    assert "failed to import: RuntimeError: first import fails" in first and "flaky_plugin" in first
+    assert second == "second: 1 Registered before the failure below."

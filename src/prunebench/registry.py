@@ -24,12 +24,15 @@ from __future__ import annotations
 import difflib
 import hashlib
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import os
 import pkgutil
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
@@ -116,6 +119,25 @@ _plugins_loading = False
 # One lock for all loading (every registry's packages and the plug-ins): a plug-in may register in several
 # registries, and two locks taken in different orders by two threads could deadlock.
 _LOAD_LOCK = threading.RLock()
+# Registrations made while a module is being imported (registry, name): undone when that import fails, so a
+# module that registered an entry and then raised can be imported again on the next lookup (as Python retries
+# a failed import) instead of colliding with its own first, half-imported registration.
+_journal: list[list[tuple[Registry[Any], str]]] = []
+
+
+def _import_rolling_back(name: str) -> None:
+    """``importlib.import_module(name)``, undoing the module's registrations if it fails."""
+    _journal.append([])
+    try:
+        importlib.import_module(name)
+    except BaseException:
+        for registry, entry in _journal[-1]:
+            registry._specs.pop(entry, None)
+        raise
+    finally:
+        made = _journal.pop()
+        if _journal:  # a module imported by another: its registrations belong to the outer import too
+            _journal[-1].extend(made)
 
 
 def load_plugins() -> None:
@@ -139,6 +161,22 @@ def load_plugins() -> None:
             _plugins_loading = False
 
 
+@contextmanager
+def _path_finder(mod_name: str, path: Path) -> Iterator[None]:
+    """Make ``import <mod_name>`` load the file ``path`` (a ``.py`` plug-in) while inside the block."""
+
+    class Finder(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname: str, _path: Any, _target: Any = None) -> importlib.machinery.ModuleSpec | None:
+            return importlib.util.spec_from_file_location(mod_name, path) if fullname == mod_name else None
+
+    finder = Finder()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+
+
 def _import_plugin(name: str) -> None:
     try:
         if name.endswith(".py"):
@@ -147,18 +185,12 @@ def _import_plugin(name: str) -> None:
             mod_name = f"prunebench_plugin_{path.stem}_{digest}"
             if mod_name in sys.modules:
                 return
-            spec = importlib.util.spec_from_file_location(mod_name, path)
-            if spec is None or spec.loader is None or not path.is_file():
+            if not path.is_file():
                 raise FileNotFoundError(path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[mod_name] = module
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                sys.modules.pop(mod_name, None)  # as importlib does for a failed import: retried next time
-                raise
+            with _path_finder(mod_name, path):
+                _import_rolling_back(mod_name)
         else:
-            importlib.import_module(name)
+            _import_rolling_back(name)
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001  (any import failure of user code is the user's to fix)
@@ -198,6 +230,8 @@ class Registry(Generic[S]):
                     raise UserError(f"{self.kind} {name!r} is registered twice (by {first} and "
                                     f"{getattr(obj, '__module__', '?')}); rename one of them")
                 self._specs[name] = self.spec_type(name=name, obj=obj, options=options, kind=self.kind, **meta)
+                if _journal:
+                    _journal[-1].append((self, name))
             return obj
 
         return deco
@@ -214,7 +248,7 @@ class Registry(Generic[S]):
                     pkg = importlib.import_module(pkg_name)
                     for mod in pkgutil.iter_modules(getattr(pkg, "__path__", [])):
                         if not mod.name.startswith("_"):
-                            importlib.import_module(f"{pkg_name}.{mod.name}")
+                            _import_rolling_back(f"{pkg_name}.{mod.name}")
                 load_plugins()
                 self._loaded = True  # only when whole: a failed import is raised again on the next lookup
             finally:

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     finite(args.ratio, "--ratio")
     check_ratio(args.ratio)
     options = _options(args.option)
-    spec.parse_options(options)  # bad options: one line, before any work
+    resolved = spec.parse_options(options).model_dump(mode="json")  # bad options: one line, before any work
     if args.retrain_epochs < 0:
         raise UserError(f"--retrain-epochs must be >= 0, got {args.retrain_epochs}")
     check_out_file(args.out, "--out", (".safetensors",))
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     state.verify(model)
     after_acc, after_flops = evaluate_split(model, data.test, data.info, device)["acc"], flops(model, shape, state)
     params = count_params(model, state)
-    pruning = list(meta.get("pruning", [])) + [{"method": args.method, "options": options, "ratio": args.ratio,
+    pruning = list(meta.get("pruning", [])) + [{"method": args.method, "options": resolved, "ratio": args.ratio,
                                                 "achieved": state.prune_ratio(),
                                                 "retrain_epochs": args.retrain_epochs, "seed": args.seed}]
     new_meta = {k: v for k, v in meta.items() if k not in ("format", "version", "has_masks", "shapes", "history")}
