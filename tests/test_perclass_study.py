@@ -63,4 +63,4 @@ def test_run_without_predictions_stays_readable(smoke_run, tmp_path):
             db.execute("UPDATE results SET metrics = ? WHERE key = ?", (json.dumps(m), key))
     assert load_predictions(old) == {} and len(load_results(old)) == len(rows)
     wp = who_pays(old)
-    assert wp.per_class == [] and wp.pies == [] and wp.missing is not None and "--recompute" in wp.missing
+    assert wp.per_class == [] and wp.pies == [] and wp.missing is not None and "--out" in wp.missing

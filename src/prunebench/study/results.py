@@ -47,7 +47,7 @@ def load_predictions(run_dir: str | Path) -> dict[str, dict[str, Any]]:
     """Predicted classes and labels per example: ``model_key -> {"pred/<dist>" | "label/<dist>" -> uint8 array}``.
 
     Same filter as :func:`load_results`. Evaluations recorded before prunebench stored predictions have
-    none (per-class Delta and PIEs then need a rerun with ``--recompute``); nothing fails.
+    none (per-class Delta and PIEs then need a rerun into a new ``--out``); nothing fails.
     """
     from prunebench.analysis.outcomes import PREDICTIONS_KEY, unpack_labels
 

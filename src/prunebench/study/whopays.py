@@ -3,7 +3,7 @@
 ``who_pays(run_dir)`` -> :class:`WhoPays` with lists of dicts (``.frames()`` gives pandas DataFrames when
 pandas is installed). Needs the predicted classes and labels the nominal evaluator records
 (:func:`prunebench.study.results.load_predictions`); a run evaluated before they were recorded gets empty
-tables and ``missing`` says to rerun with ``--recompute``. Computation: :mod:`prunebench.analysis.whopays`.
+tables and ``missing`` says to rerun into a new ``--out``. Computation: :mod:`prunebench.analysis.whopays`.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from prunebench.analysis.paired import CONFIDENCE, N_BOOT
 from prunebench.analysis.rows import DEFAULT_DELTA
 
 MISSING = ("this run's evaluations recorded no predicted classes (evaluated before prunebench stored them); "
-           "rerun with `prunebench run CONFIG --out RUN --recompute` to get per-class Delta and PIEs")
+           "rerun the study into a new --out directory (`prunebench run CONFIG --out NEW`) to get per-class Delta and PIEs")
 
 
 @dataclass
