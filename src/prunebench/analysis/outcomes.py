@@ -39,3 +39,29 @@ def unpack(packed: Mapping[str, Any]) -> np.ndarray:
 def unpack_all(packed: Mapping[str, Mapping[str, Any]]) -> dict[str, np.ndarray]:
     """Every distribution of one record's ``outcomes`` mapping."""
     return {dist: unpack(p) for dist, p in packed.items()}
+
+
+PREDICTIONS_KEY = "predictions"  # where an eval record's metrics hold {"pred/<dist>" | "label/<dist>": packed}
+
+
+def pack_labels(values: np.ndarray) -> dict[str, Any]:
+    """``{"shape", "z"}``: a uint8 class-index array, zlib-compressed and base64 (predictions and labels)."""
+    import zlib
+
+    arr = np.ascontiguousarray(values, dtype=np.uint8)
+    return {"shape": list(arr.shape), "z": base64.b64encode(zlib.compress(arr.tobytes(), 6)).decode("ascii")}
+
+
+def unpack_labels(packed: Mapping[str, Any]) -> np.ndarray:
+    """The uint8 array :func:`pack_labels` stored; ValueError if the record is damaged."""
+    import zlib
+
+    shape = tuple(int(s) for s in packed["shape"])
+    try:
+        raw = zlib.decompress(base64.b64decode(packed["z"], validate=True))
+    except zlib.error as e:
+        raise ValueError(f"packed labels do not decompress ({e})") from None
+    arr = np.frombuffer(raw, dtype=np.uint8)
+    if arr.size != int(np.prod(shape)):
+        raise ValueError(f"packed labels hold {arr.size} values, shape {shape} needs {int(np.prod(shape))}")
+    return arr.reshape(shape)

@@ -70,6 +70,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--confidence", type=float, default=CONFIDENCE,
                    help=f"confidence level of the intervals (default {CONFIDENCE})")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--per-class", action="store_true",
+                   help="also gate every class: fail (or inconclusive) when a class loses more than --class-delta")
+    p.add_argument("--class-delta", type=float, help="tolerated error increase per class (default: --delta)")
     p.add_argument("--out", help="also write the verdict as JSON here")
     add_device(p)
     p.set_defaults(run=run)
@@ -131,6 +134,9 @@ def run(args: argparse.Namespace) -> int:
     level = check_confidence(args.confidence)
     if args.bootstrap < 100:
         raise UserError(f"--bootstrap must be at least 100 resamples for a {100 * level:g}% interval, got {args.bootstrap}")
+    class_delta = args.delta if args.class_delta is None else args.class_delta
+    if not (math.isfinite(class_delta) and 0 <= class_delta < 1):
+        raise UserError(f"--class-delta must be in [0, 1) (a tolerated error increase per class), got {class_delta}")
     names, options = _suite(args.suite)
     device = resolve_device(args.device)
     pruned, parent = load_checkpoint(args.pruned, device), load_checkpoint(args.parent, device)
@@ -161,6 +167,24 @@ def run(args: argparse.Namespace) -> int:
           f"evaluators {', '.join(names)}, delta = {100 * args.delta:g}%, confidence {100 * level:g}%")
     print(format_table(result))
     failed, open_, unin = result.named("beyond"), result.named("inconclusive"), result.named("uninformative")
+    status, exit_code, classes = result.status, result.exit_code, None
+    if args.per_class:
+        from prunebench.analysis.gate import EXIT
+        from prunebench.cli.check_classes import class_gate, format_classes, named
+
+        classes = class_gate(result, m_parent, m_pruned, data.info.num_classes, data.info.classes, class_delta,
+                             level, args.bootstrap, args.seed)
+        print(format_classes(classes, class_delta))
+        c_failed, c_open = named(classes, "beyond"), named(classes, "inconclusive")
+        if c_failed:
+            print(f"FAIL (per class): {len(c_failed)} classes lose confidently more than {100 * class_delta:g} pp: "
+                  f"{', '.join(c_failed)}")
+            status = "FAIL"
+        elif c_open and status == "PASS":
+            status = "INCONCLUSIVE"
+        if c_open:
+            print(f"INCONCLUSIVE (per class): {', '.join(c_open)}")
+        exit_code = EXIT[status]
     if args.out:
         write_json(args.out, {
             "pruned": str(args.pruned), "parent": str(args.parent), "delta": args.delta, "confidence": level,
@@ -169,7 +193,11 @@ def run(args: argparse.Namespace) -> int:
             "distributions": [{"distribution": r.distribution, "examples": r.n_examples, "parent_acc": r.parent_acc,
                                "pruned_acc": r.pruned_acc, "delta": r.delta.estimate, "low": r.delta.low,
                                "high": r.delta.high, "verdict": r.verdict} for r in result.rows],
-            "metrics": {"parent": m_parent.metrics, "pruned": m_pruned.metrics}})
+            "metrics": {"parent": m_parent.metrics, "pruned": m_pruned.metrics},
+            **({"per_class": {"class_delta": class_delta, "status": status, "classes": [
+                {"distribution": d, "class": r.name, "examples": r.n_examples, "parent_acc": r.parent_acc,
+                 "pruned_acc": r.pruned_acc, "delta": r.delta.estimate, "low": r.delta.low, "high": r.delta.high,
+                 "verdict": r.verdict} for d, rows in classes.items() for r in rows]}} if classes is not None else {})})
     gated = len(result.rows) - len(unin)
     skipped = f" ({len(unin)} uninformative, not gated: {', '.join(unin)})" if unin else ""
     if result.status == "FAIL":
@@ -179,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
               f"{', '.join(open_) or 'none gated'}{skipped}; evaluate on more examples (drop --limit, raise n)")
     else:
         print(f"PASS: all {gated} distributions confidently within delta of the parent{skipped}")
-    return result.exit_code
+    return exit_code
 
 
 __all__ = ["default_suite", "format_table"]

@@ -25,6 +25,7 @@ class SuiteResult:
 
     metrics: dict[str, float] = field(default_factory=dict)
     outcomes: dict[str, np.ndarray] = field(default_factory=dict)
+    labels: dict[str, np.ndarray] = field(default_factory=dict)  # "pred/<dist>", "label/<dist>" -> uint8 (n,)
 
 
 def run_suite(model: nn.Module, ctx: EvalContext, names: Sequence[str],
@@ -49,6 +50,8 @@ def evaluate_suite(model: nn.Module, ctx: EvalContext, names: Sequence[str],
         for key, value in spec.obj(model, ctx, parsed[name]).items():
             if isinstance(value, torch.Tensor) and value.dtype == torch.bool:
                 res.outcomes[key] = value.detach().cpu().numpy()
+            elif isinstance(value, torch.Tensor) and value.dtype == torch.uint8:
+                res.labels[key] = value.detach().cpu().numpy()
             else:
                 res.metrics[f"{name}/{key}"] = float(value)
     return res

@@ -15,7 +15,8 @@ from typing import Any
 _LAZY = {
     "StudyConfig": "config", "load_config": "loader", "Cell": "plan",
     "export_results": "results", "load_outcomes": "results", "load_results": "results", "load_study": "results",
-    "RunSummary": "runner", "run_study": "runner",
+    "RunSummary": "runner", "run_study": "runner", "load_predictions": "results", "WhoPays": "whopays",
+    "who_pays": "whopays",
 }
 
 

@@ -127,7 +127,7 @@ def _prune(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict
 
 
 def _eval(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict[str, Any]:
-    from prunebench.analysis.outcomes import OUTCOMES_KEY, pack
+    from prunebench.analysis.outcomes import OUTCOMES_KEY, PREDICTIONS_KEY, pack, pack_labels
     from prunebench.evaluation.base import EvalContext
     from prunebench.evaluation.suite import evaluate_suite
     from prunebench.store import load_checkpoint
@@ -142,7 +142,10 @@ def _eval(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict[
                       cache_dir=run_dir / CACHE)
     name = conf["evaluator"]
     res = evaluate_suite(model, ctx, [name], {name: dict(conf.get("options") or {})})
-    return {**res.metrics, OUTCOMES_KEY: {tag: pack(v) for tag, v in res.outcomes.items()}}
+    out = {**res.metrics, OUTCOMES_KEY: {tag: pack(v) for tag, v in res.outcomes.items()}}
+    if res.labels:
+        out[PREDICTIONS_KEY] = {tag: pack_labels(v) for tag, v in res.labels.items()}
+    return out
 
 
 from prunebench.study.plan import Cell  # noqa: E402  (type used in signatures; plan imports nothing from here)

@@ -43,6 +43,37 @@ def load_outcomes(run_dir: str | Path) -> dict[str, dict[str, Any]]:
     return load_study(run_dir)[1]
 
 
+def load_predictions(run_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """Predicted classes and labels per example: ``model_key -> {"pred/<dist>" | "label/<dist>" -> uint8 array}``.
+
+    Same filter as :func:`load_results`. Evaluations recorded before prunebench stored predictions have
+    none (per-class Delta and PIEs then need a rerun into a new ``--out``); nothing fails.
+    """
+    from prunebench.analysis.outcomes import PREDICTIONS_KEY, unpack_labels
+
+    run = Path(run_dir)
+    cells, records = _read(run)
+    shas: dict[str, str] = {}
+    out: dict[str, dict[str, Any]] = {}
+    for cell in cells:
+        rec = records.get(cell["key"])
+        if rec is None:
+            continue
+        if cell["kind"] in ("train", "prune"):
+            shas[cell["key"]] = rec.metrics.get("sha256")
+            continue
+        model = cell["config"]["model"]
+        if model not in shas or (rec.metrics.get("inputs") or {}).get(model) != shas[model]:
+            continue
+        for tag, packed in (rec.metrics.get(PREDICTIONS_KEY) or {}).items():
+            try:
+                out.setdefault(model, {})[tag] = unpack_labels(packed)
+            except (KeyError, TypeError, ValueError) as e:
+                raise UserError(f"the predictions of eval cell {cell['key']} in {run} are damaged ({e}); delete "
+                                "that record or rerun into a new --out directory") from None
+    return out
+
+
 def load_study(run_dir: str | Path, *, outcomes: bool = True) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """Rows and (unless ``outcomes=False``) per-example outcomes of ``run_dir`` from ONE read-only pass
     over its plan and store (what the report, ``run``'s summary and the analysis need together)."""

@@ -1,0 +1,66 @@
+"""Who pays, on a real (smoke) study: predictions recorded per eval cell, per-class tables, PIEs, old runs."""
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+
+import numpy as np
+import pytest
+
+from prunebench.data import load_dataset
+from prunebench.study import load_outcomes, load_predictions, load_results, who_pays
+
+
+def test_smoke_study_records_predictions_consistent_with_outcomes(smoke_run):
+    run, _, rows = smoke_run
+    preds, outcomes = load_predictions(run), load_outcomes(run)
+    test_y = load_dataset("fashion-mnist", test_limit=500).test.y.numpy()
+    assert set(preds) == {r["model_key"] for r in rows}
+    for key, tags in preds.items():
+        assert np.array_equal(tags["label/nominal"], test_y)
+        assert np.array_equal(tags["pred/nominal"] == test_y, outcomes[key]["correct/nominal"])
+
+
+def test_who_pays_tables(smoke_run):
+    run, _, rows = smoke_run
+    wp = who_pays(run, n_boot=200)
+    assert wp.missing is None and wp.classes[1] == "trouser"
+    pruned = {(r["method"], r["target_ratio"]) for r in rows if r["kind"] == "pruned"}
+    nominal = [r for r in wp.per_class if r["distribution"] == "nominal"]
+    assert {(r["method"], r["target_ratio"]) for r in nominal} == pruned
+    assert len(nominal) == 10 * len(pruned)
+    preds = load_predictions(run)
+    parent = next(r["model_key"] for r in rows if r["kind"] == "parent")
+    y = preds[parent]["label/nominal"]
+    for (method, ratio) in pruned:
+        key = next(r["model_key"] for r in rows if (r["method"], r["target_ratio"]) == (method, ratio))
+        p, q = preds[parent]["pred/nominal"], preds[key]["pred/nominal"]
+        recs = {r["class_index"]: r for r in nominal if (r["method"], r["target_ratio"]) == (method, ratio)}
+        for c, rec in recs.items():  # Delta_c by hand: error on class c, pruned minus parent
+            sel = y == c
+            assert rec["delta"] == pytest.approx(float((q[sel] != c).mean() - (p[sel] != c).mean()))
+            assert rec["low"] <= rec["delta"] <= rec["high"]
+        pie = next(r for r in wp.pies if (r["method"], r["target_ratio"], r["distribution"]) == (method, ratio, "nominal"))
+        assert pie["indices"] == np.flatnonzero(p != q).tolist() and pie["definition"].startswith("changed")
+        pay = next(r for r in wp.classes_that_pay if (r["method"], r["target_ratio"]) == (method, ratio)
+                   and r["distribution"] == "nominal")
+        worst = max(recs.values(), key=lambda r: r["delta"])
+        assert pay["worst_delta"] == pytest.approx(worst["delta"])
+        assert pay["disparity"] == pytest.approx(worst["delta"] - pay["overall_delta"])
+    assert {(o["method_a"], o["method_b"]) for o in wp.pie_overlap} == {("ft", "wt")}
+    json.dumps([wp.per_class, wp.pies, wp.pie_overlap])  # plain records
+
+
+def test_run_without_predictions_stays_readable(smoke_run, tmp_path):
+    run, _, rows = smoke_run
+    old = tmp_path / "old"
+    shutil.copytree(run, old, ignore=shutil.ignore_patterns(".lock"))
+    with sqlite3.connect(old / "results.sqlite") as db:
+        for key, metrics in db.execute("SELECT key, metrics FROM results").fetchall():
+            m = json.loads(metrics)
+            m.pop("predictions", None)
+            db.execute("UPDATE results SET metrics = ? WHERE key = ?", (json.dumps(m), key))
+    assert load_predictions(old) == {} and len(load_results(old)) == len(rows)
+    wp = who_pays(old)
+    assert wp.per_class == [] and wp.pies == [] and wp.missing is not None and "--out" in wp.missing
