@@ -25,17 +25,20 @@ from prunebench.analysis.paired import CONFIDENCE, N_BOOT, Interval, Resampler, 
 from prunebench.analysis.perclass import class_deltas, class_names, per_class_accuracy
 from prunebench.analysis.pies import overlaps, pie_summary
 
-LABEL_TAG = "label/nominal"
+LABEL_PREFIX = "label/"  # test labels of the first n test images, whichever evaluator recorded them
+
+
+def longest_labels(tags: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """The longest ``label/<distribution>`` array among one model's recorded tags (labels are the same test
+    labels in split order for every distribution); None if none."""
+    found = [np.asarray(v) for k, v in tags.items() if k.startswith(LABEL_PREFIX)]
+    return max(found, key=len) if found else None
 
 
 def study_labels(predictions: Mapping[str, Mapping[str, np.ndarray]]) -> np.ndarray | None:
     """The test labels (uint8, first n test images) from any model's recorded predictions; None if none."""
-    best: np.ndarray | None = None
-    for tags in predictions.values():
-        y = tags.get(LABEL_TAG)
-        if y is not None and (best is None or len(y) > len(best)):
-            best = np.asarray(y)
-    return best
+    found = [y for tags in predictions.values() if (y := longest_labels(tags)) is not None]
+    return max(found, key=len) if found else None
 
 
 def _groups(rows: Sequence[Mapping[str, Any]]) -> tuple[dict[int, str], dict[tuple[str, float], dict[int, str]]]:

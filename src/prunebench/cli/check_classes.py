@@ -16,9 +16,10 @@ from prunebench.analysis.perclass import ClassRow, class_rows
 def class_gate(result: Any, parent: Any, pruned: Any, num_classes: int, classes: Any, class_delta: float,
                level: float, n_boot: int, seed: int) -> dict[str, list[ClassRow]]:
     """Distribution -> class rows, for each gated distribution of ``result`` (a GateResult) with labels."""
+    from prunebench.analysis.whopays import longest_labels
     from prunebench.errors import UserError
 
-    y = parent.labels.get("label/nominal")
+    y = longest_labels(parent.labels)
     if y is None:
         raise UserError("--per-class needs the test labels, which the nominal evaluator records; keep nominal in --suite")
     out: dict[str, list[ClassRow]] = {}
