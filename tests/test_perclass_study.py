@@ -64,3 +64,27 @@ def test_run_without_predictions_stays_readable(smoke_run, tmp_path):
     assert load_predictions(old) == {} and len(load_results(old)) == len(rows)
     wp = who_pays(old)
     assert wp.per_class == [] and wp.pies == [] and wp.missing is not None and "--out" in wp.missing
+    from prunebench.report import write_report
+
+    write_report(old)  # the report says what is missing instead of failing
+    assert "rerun the study into a new --out" in (old / "summary.md").read_text()
+
+
+def test_report_shows_who_pays_with_the_tables_numbers(smoke_run, tmp_path):
+    """The report's section carries the worst class and its interval of each method x ratio, the per-class
+    heat table of the reference distribution and the PIE counts, as computed by who_pays."""
+    from prunebench.report import write_report
+
+    run, _, _ = smoke_run
+    copy = tmp_path / "rep"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns(".lock"))
+    write_report(copy)
+    md = (copy / "summary.md").read_text()
+    section = md.split("## Who pays for pruning", 1)[1].split("\n## ", 1)[0]
+    wp = who_pays(copy)
+    assert wp.classes_that_pay and wp.pies
+    for r in wp.classes_that_pay:
+        line = next(ln for ln in section.splitlines() if ln.startswith(f"| {r['method']} | {100 * r['target_ratio']:.0f} |"))
+        assert r["worst_class"] in line and f"{100 * r['worst_delta']:+.2f} [{100 * r['worst_low']:+.2f}" in line
+    assert "per-class Delta" in section and all(f"| {p['count']} |" in section for p in wp.pies)
+    assert "| ankle-boot |" in section or any(f"| {c} |" in section for c in wp.classes)

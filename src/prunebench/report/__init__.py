@@ -34,6 +34,16 @@ def distribution_roles() -> Roles:
     return Roles(ref, {s.name: s.default_shift for s in specs if s.default_shift})
 
 
+def _config_of(run: Path) -> Mapping[str, Any] | None:
+    from prunebench.study.rundir import read_config_text
+
+    try:
+        config = yaml.safe_load(read_config_text(run) or "")
+    except yaml.YAMLError:
+        return None
+    return config if isinstance(config, Mapping) else None
+
+
 def _delta_from(config: Mapping[str, Any] | None) -> float:
     """``delta`` from the config (top level or under ``analysis``/``report``), else ``DEFAULT_DELTA``."""
     for scope in (config or {}, (config or {}).get("analysis") or {}, (config or {}).get("report") or {}):
@@ -45,12 +55,14 @@ def _delta_from(config: Mapping[str, Any] | None) -> float:
 def render_report(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, *, config_text: str | None = None,
                   delta: float | None = None, n_boot: int = N_BOOT, seed: int = 0, title: str | None = None,
                   outcomes: Mapping[str, Any] | None = None, num_classes: int | None = None,
-                  confidence: float = CONFIDENCE, failures: Sequence[Any] = (), pending: int = 0) -> tuple[Path, Path]:
+                  confidence: float = CONFIDENCE, failures: Sequence[Any] = (), pending: int = 0,
+                  who: Any = None) -> tuple[Path, Path]:
     """Analyse ``rows`` and write ``report.html`` + ``summary.md`` into ``out_dir``; returns both paths.
 
     Also writes ``prune_potential.txt``, the plain-text prune-potential table (``prunebench report`` prints it).
     ``failures`` (:func:`prunebench.study.rundir.cell_failures`) and ``pending`` (``pending_cells``) put an
-    "Incomplete study" section first: what failed, why, what to do.
+    "Incomplete study" section first: what failed, why, what to do. ``who``
+    (:func:`prunebench.study.whopays.who_pays`) adds the "Who pays for pruning" section.
     """
     from prunebench.report.html import render_html
     from prunebench.report.sections import build_document
@@ -66,7 +78,7 @@ def render_report(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, *, con
     delta = _delta_from(config) if delta is None else float(delta)
     an = analyze(list(rows), outcomes, delta, level=confidence, n_boot=n_boot, seed=seed, num_classes=num_classes,
                  roles=distribution_roles())
-    doc = build_document(list(rows), an, title or str(out), config, config_text, failures, pending)
+    doc = build_document(list(rows), an, title or str(out), config, config_text, failures, pending, who)
     subtitle = (f"generated {time.strftime('%Y-%m-%d %H:%M')} | delta = {100 * delta:g}% | confidence "
                 f"{100 * an.level:g}% | {len(rows)} model rows")
     html_path, md_path = out / HTML_NAME, out / MD_NAME
@@ -81,6 +93,7 @@ def write_report(run_dir: str | Path, *, delta: float | None = None, n_boot: int
     """Write ``<run_dir>/report.html`` (self-contained) and ``<run_dir>/summary.md`` from the run's results."""
     from prunebench.study.results import load_study
     from prunebench.study.rundir import RESULTS_FILE, cell_failures, num_classes, pending_cells, read_config_text
+    from prunebench.study.whopays import who_pays
 
     run = Path(run_dir)
     if not run.is_dir() or not (run / RESULTS_FILE).is_file():
@@ -96,7 +109,9 @@ def write_report(run_dir: str | Path, *, delta: float | None = None, n_boot: int
         raise UserError(f"{run} holds no finished model results yet; run the study first (prunebench run)")
     return render_report(rows, run, config_text=read_config_text(run), delta=delta, n_boot=n_boot, seed=seed,
                          title=str(run), outcomes=outcomes, num_classes=num_classes(run), confidence=confidence,
-                         failures=failures, pending=pending_cells(run))
+                         failures=failures, pending=pending_cells(run),
+                         who=who_pays(run, class_delta=_delta_from(_config_of(run)) if delta is None else delta,
+                                      confidence=confidence, n_boot=n_boot, seed=seed))
 
 
 def read_table(md_path: Path) -> str:

@@ -269,7 +269,7 @@ def config_section(config_text: str | None) -> Section:
 
 
 def build_document(rows: Sequence[Row], an: A.Analysis, run_dir: str, config: Mapping | None, config_text: str | None,
-                   failures: Sequence[CellFailure] = (), pending: int = 0) -> Document:
+                   failures: Sequence[CellFailure] = (), pending: int = 0, who: Any = None) -> Document:
     """All sections; an incomplete study (failed / blocked / pending cells) gets the "Incomplete study" one first."""
     colors = P.method_colors(an.methods)
     missing = missing_methods(failures, an)
@@ -278,6 +278,10 @@ def build_document(rows: Sequence[Row], an: A.Analysis, run_dir: str, config: Ma
     sections += [overview(rows, an, run_dir, config, missing), decisions_section(an), prune_potential_section(an, colors),
                 accuracy_section(rows, an, colors), excess_section(an, colors),
                 Section("cost", "Model size and cost", [cost_summary(rows, an.reference), cost_rows(rows, an.reference)])]
+    if who is not None:  # a WhoPays of the run (per-class Delta, PIEs)
+        from prunebench.report.whopays import who_pays_section
+
+        sections.append(who_pays_section(who, an.reference))
     for ev, keys in metric_keys(rows).items():
         if ev == an.reference_group:  # its accuracy is the main plot above
             continue
