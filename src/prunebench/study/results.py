@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,22 +53,11 @@ def load_predictions(run_dir: str | Path) -> dict[str, dict[str, Any]]:
     from prunebench.analysis.outcomes import PREDICTIONS_KEY, unpack_labels
 
     run = Path(run_dir)
-    cells, records = _read(run)
-    shas: dict[str, str] = {}
     out: dict[str, dict[str, Any]] = {}
-    for cell in cells:
-        rec = records.get(cell["key"])
-        if rec is None:
-            continue
-        if cell["kind"] in ("train", "prune"):
-            shas[cell["key"]] = rec.metrics.get("sha256")
-            continue
-        model = cell["config"]["model"]
-        if model not in shas or (rec.metrics.get("inputs") or {}).get(model) != shas[model]:
-            continue
+    for cell, rec, model in _current_evals(*_read(run)):
         for tag, packed in (rec.metrics.get(PREDICTIONS_KEY) or {}).items():
             try:
-                out.setdefault(model, {})[tag] = unpack_labels(packed)
+                out.setdefault(model["model_key"], {})[tag] = unpack_labels(packed)
             except (KeyError, TypeError, ValueError) as e:
                 raise UserError(f"the predictions of eval cell {cell['key']} in {run} are damaged ({e}); delete "
                                 "that record or rerun into a new --out directory") from None
@@ -83,16 +73,7 @@ def load_study(run_dir: str | Path, *, outcomes: bool = True) -> tuple[list[dict
     cells, records = _read(run)
     rows: dict[str, dict[str, Any]] = {}
     out: dict[str, dict[str, Any]] = {}
-    for cell in cells:
-        rec = records.get(cell["key"])
-        if rec is None:
-            continue
-        if cell["kind"] in ("train", "prune"):
-            rows[cell["key"]] = _model_row(cell, rec.metrics)
-            continue
-        row = rows.get(cell["config"]["model"])
-        if row is None or (rec.metrics.get("inputs") or {}).get(row["model_key"]) != row["_sha"]:
-            continue  # model not finished, or this eval saw an older checkpoint
+    for cell, rec, row in _current_evals(cells, records, rows):
         row.update({k: v for k, v in rec.metrics.items() if "/" in k and not isinstance(v, (dict, list))})
         if not outcomes:
             continue
@@ -105,6 +86,24 @@ def load_study(run_dir: str | Path, *, outcomes: bool = True) -> tuple[list[dict
     for row in rows.values():
         row.pop("_sha")
     return list(rows.values()), out
+
+
+def _current_evals(cells: list[dict[str, Any]], records: dict[str, Any],
+                   rows: dict[str, dict[str, Any]] | None = None) -> Iterator[tuple[dict[str, Any], Any, dict[str, Any]]]:
+    """(eval cell, its record, its model's row) for every finished eval of a finished model's current
+    checkpoint, in plan order; model rows are built into ``rows`` on the way (one filter for every reader)."""
+    rows = {} if rows is None else rows
+    for cell in cells:
+        rec = records.get(cell["key"])
+        if rec is None:
+            continue
+        if cell["kind"] in ("train", "prune"):
+            rows[cell["key"]] = _model_row(cell, rec.metrics)
+            continue
+        row = rows.get(cell["config"]["model"])
+        if row is None or (rec.metrics.get("inputs") or {}).get(row["model_key"]) != row["_sha"]:
+            continue  # model not finished, or this eval saw an older checkpoint
+        yield cell, rec, row
 
 
 def _read(run: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
