@@ -100,6 +100,7 @@ def world(tmp_path_factory, smoke_run) -> Path:
         "other-model.yaml": yaml.safe_dump({**good, "model": "vgg11_bn"}).encode(),
         "width-inf.yaml": yaml.safe_dump({**good, "model": {"name": "lenet5", "width": float("inf")}}).encode(),
         "neg-ratio.yaml": yaml.safe_dump({**good, "ratios": [-0.5, 0.5]}).encode(),
+        **{f"sparse-{k}.yaml": yaml.safe_dump({**_sparse(good), **v}).encode() for k, v in SPARSE_BAD.items()},
     }
     for name, content in ys.items():
         (w / name).write_bytes(content)
@@ -116,6 +117,29 @@ def world(tmp_path_factory, smoke_run) -> Path:
 def snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:
     return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.stat().st_size, p.read_bytes())
             for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _sparse(good: dict) -> dict:
+    """The smoke study as a sparse-train study (two static random runs)."""
+    base = {k: v for k, v in good.items() if k not in ("methods", "retrain", "cycles", "mode", "ratios")}
+    return {**base, "mode": "sparse-train", "ratios": [0.9], "sparse": {"runs": ["random/uniform", "random/erk"]}}
+
+
+SPARSE_BAD = {  # sparse-train configs, each refused by the named line of the case table
+    "unknown-scheme": {"sparse": {"runs": [{"criterion": "random", "scheme": "erkk"}]}},
+    "unknown-criterion": {"sparse": {"runs": [{"criterion": "snipp", "scheme": "erk"}]}},
+    "unknown-update": {"sparse": {"runs": [{"update": "rigll", "scheme": "erk"}]}},
+    "bad-run": {"sparse": {"runs": ["random-erk"]}},
+    "bad-update-option": {"sparse": {"runs": [{"update": "rigl", "update_options": {"fraction": 2}}]}},
+    "zero-sparsity": {"ratios": [0.0, 0.9]},
+    "full-sparsity": {"ratios": [1.0]},
+    "infeasible": {"ratios": [0.9995], "sparse": {"runs": ["random/erk-plus"]}},
+    "depth-lenet": {"sparse": {"runs": ["random/erk"], "depths": [20, 56]}},
+    "dup-width": {"sparse": {"runs": ["random/erk"], "widths": [1, 1]}},
+    "with-methods": {"methods": ["wt"]},
+    "no-section": {"sparse": None},
+    "exact-magnitude": {"sparse": {"runs": [{"criterion": "magnitude", "scheme": "erk", "exact": False}]}},
+}
 
 
 W = "{w}"  # placeholder for the world folder in the case table
@@ -220,6 +244,24 @@ CASES = [
     ("run-unknown-model-kwargs", ["run", f"{W}/kwargs.yaml", "--out", "r"], "depthh"),
     ("run-unknown-key", ["run", f"{W}/unknown-key.yaml", "--out", "r"], "unknown key 'epochz'"),
     ("run-negative-ratio", ["run", f"{W}/neg-ratio.yaml", "--out", "r"], "outside [0, 1)"),
+    ("run-sparse-unknown-scheme", ["run", f"{W}/sparse-unknown-scheme.yaml", "--out", "r"],
+     "sparse.runs[0].scheme: unknown density scheme 'erkk' (did you mean 'erk'?); choose one of: er, erk"),
+    ("run-sparse-unknown-criterion", ["run", f"{W}/sparse-unknown-criterion.yaml", "--out", "r"],
+     "sparse.runs[0].criterion: unknown sparse criterion 'snipp'"),
+    ("run-sparse-unknown-update", ["run", f"{W}/sparse-unknown-update.yaml", "--out", "r"],
+     "sparse.runs[0].update: unknown sparse update rule 'rigll' (did you mean 'rigl'?)"),
+    ("run-sparse-bad-run", ["run", f"{W}/sparse-bad-run.yaml", "--out", "r"], "is not <criterion>/<scheme>"),
+    ("run-sparse-bad-update-option", ["run", f"{W}/sparse-bad-update-option.yaml", "--out", "r"],
+     "sparse.runs[0].update: sparse update rule 'rigl': option fraction=2"),
+    ("run-sparse-zero-sparsity", ["run", f"{W}/sparse-zero-sparsity.yaml", "--out", "r"], "must be > 0"),
+    ("run-sparse-full-sparsity", ["run", f"{W}/sparse-full-sparsity.yaml", "--out", "r"], "outside [0, 1)"),
+    ("run-sparse-infeasible", ["run", f"{W}/sparse-infeasible.yaml", "--out", "r"], "is infeasible"),
+    ("run-sparse-depth-lenet", ["run", f"{W}/sparse-depth-lenet.yaml", "--out", "r"],
+     "sparse.depths: model family 'lenet' (lenet5) has no depth variants"),
+    ("run-sparse-dup-width", ["run", f"{W}/sparse-dup-width.yaml", "--out", "r"], "repeat a value"),
+    ("run-sparse-with-methods", ["run", f"{W}/sparse-with-methods.yaml", "--out", "r"], "remove methods"),
+    ("run-sparse-no-section", ["run", f"{W}/sparse-no-section.yaml", "--out", "r"], "needs a sparse section"),
+    ("run-sparse-exact-magnitude", ["run", f"{W}/sparse-exact-magnitude.yaml", "--out", "r"], "random criterion only"),
     ("run-other-study", ["run", f"{W}/other.yaml", "--out", f"{W}/run"], "holds another study (name 'smoke' -> 'other')"),
     ("run-other-model", ["run", f"{W}/other-model.yaml", "--out", f"{W}/run"], "model.name 'lenet5' -> 'vgg11_bn'"),
     ("run-locked", ["run", "smoke", "--out", f"{W}/run"], "is in use by another run (pid"),

@@ -1,4 +1,5 @@
-"""``prunebench list``: the entries of a registry (models, datasets, methods, evaluators, corruptions)."""
+"""``prunebench list``: the entries of a registry (models, datasets, methods, evaluators, corruptions, and the
+sparse-training criteria, density schemes and mask-update rules)."""
 from __future__ import annotations
 
 import argparse
@@ -12,11 +13,15 @@ REGISTRIES = {
     "methods": ("prunebench.pruning", "METHODS"),
     "evaluators": ("prunebench.evaluation", "EVALUATORS"),
     "corruptions": ("prunebench.evaluation.corruptions", "CORRUPTIONS"),
+    "criteria": ("prunebench.pruning.sparse", "CRITERIA"),
+    "schemes": ("prunebench.pruning.sparse", "SCHEMES"),
+    "updates": ("prunebench.pruning.sparse", "UPDATES"),
 }
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("list", help="list registered models, datasets, methods, evaluators or corruptions",
+    p = sub.add_parser("list", help="list registered models, datasets, methods, evaluators, corruptions, "
+                       "criteria, schemes or updates",
                        description=__doc__, epilog="example: prunebench list models")
     p.add_argument("what", choices=sorted(REGISTRIES))
     p.set_defaults(run=run)

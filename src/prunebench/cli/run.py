@@ -64,9 +64,11 @@ def run(args: argparse.Namespace) -> int:
                         recompute_env=args.recompute_env)
     n = counts(summary.cells)
     done = summary.executed_kinds()
-    print(f"study {cfg.name!r} in {summary.run_dir}: {len(summary.cells)} cells ({n['train']} train, {n['prune']} prune, "
-          f"{n['eval']} eval); ran {len(summary.executed)} ({done['train']} train, {done['prune']} prune, "
-          f"{done['eval']} eval), reused {len(summary.reused)}, {summary.seconds:.1f} s")
+    def kinds(c: dict[str, int]) -> str:
+        return ", ".join(f"{c[k]} {k}" for k in c if c[k] or k in ("train", "eval") or (k == "prune" and not n["sparse"]))
+
+    print(f"study {cfg.name!r} in {summary.run_dir}: {len(summary.cells)} cells ({kinds(n)}); ran "
+          f"{len(summary.executed)} ({kinds(done)}), reused {len(summary.reused)}, {summary.seconds:.1f} s")
     print()
     if not summary.models_done:
         print("no model finished: nothing to tabulate")

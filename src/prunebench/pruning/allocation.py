@@ -259,32 +259,49 @@ DENSITY_SCHEMES = {
 }
 
 
+def random_scores(current: Mapping[str, Tensor], generator: torch.Generator) -> dict[str, Tensor]:
+    """Uniform noise in [0, 1) per weight, drawn on CPU layer after layer from ``generator`` (identical on every
+    device): the random criterion. Kept weights = the top noise values, or those below the density (Bernoulli)."""
+    return {k: torch.rand(m.numel(), generator=generator).view(m.shape) for k, m in current.items()}
+
+
+def masks_at_densities(scores: Mapping[str, Tensor], densities: Mapping[str, float],
+                       current: Mapping[str, Tensor]) -> Masks:
+    """Per layer, keep the ``round(density_l * N_l)`` highest scores among the weights ``current`` keeps.
+
+    The one score -> mask rule of sparse initialisation: any criterion (random noise, magnitude, SNIP,
+    GraSP) with any layer-wise density scheme. Counts are exact and water-filled: a layer that a cascade
+    left sparser than asked keeps what it has and the others absorb the difference, so the total is
+    ``round(sum_l density_l N_l)``.
+    """
+    keys = list(current)
+    if set(densities) != set(keys) or set(scores) != set(keys):
+        raise KeyError(f"densities, scores and masks cover different weights: "
+                       f"{sorted((set(densities) | set(scores)) ^ set(keys))}")
+    sizes = [current[k].numel() for k in keys]
+    caps = [int(current[k].sum()) for k in keys]
+    targets = [densities[k] * s for k, s in zip(keys, sizes, strict=True)]
+    counts = waterfill(targets, caps, int(round(sum(targets))))
+    out: Masks = {}
+    for k, n in zip(keys, counts, strict=True):
+        m, s = current[k], scores[k].detach().reshape(-1)
+        out[k] = _top_live(s, m.reshape(-1).to(s.device).bool(), n).view(m.shape).to(m.device)
+    return out
+
+
 def random_masks(densities: Mapping[str, float], current: Mapping[str, Tensor], *, exact: bool = True,
                  generator: torch.Generator | None = None) -> Masks:
     """Random masks at the given per-layer densities, drawn among the weights ``current`` keeps.
 
-    ``exact=True`` keeps exactly ``round(density * N_l)`` weights per layer (water-filled if a
-    cascade left a layer sparser than asked, so the total stays exact); ``exact=False`` draws
-    Bernoulli(density) per weight as the reference code does (realised densities drift).
-    Random numbers are drawn on CPU from ``generator`` so masks are identical on every device.
+    ``exact=True`` keeps exactly ``round(density * N_l)`` weights per layer (:func:`masks_at_densities`
+    of :func:`random_scores`); ``exact=False`` draws Bernoulli(density) per weight as the reference code
+    does (realised densities drift). Random numbers are drawn on CPU from ``generator`` so masks are
+    identical on every device.
     """
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
-    keys = list(current)
-    if set(densities) != set(keys):
-        raise KeyError(f"densities and masks cover different weights: {sorted(set(densities) ^ set(keys))}")
-    out: Masks = {}
+    if set(densities) != set(current):
+        raise KeyError(f"densities and masks cover different weights: {sorted(set(densities) ^ set(current))}")
+    noise = random_scores(current, gen)
     if exact:
-        sizes = [current[k].numel() for k in keys]
-        caps = [int(current[k].sum()) for k in keys]
-        targets = [densities[k] * s for k, s in zip(keys, sizes, strict=True)]
-        counts = waterfill(targets, caps, int(round(sum(targets))))
-        for k, n in zip(keys, counts, strict=True):
-            m = current[k]
-            noise = torch.rand(m.numel(), generator=gen)
-            out[k] = _top_live(noise, m.reshape(-1).cpu().bool(), n).view(m.shape).to(m.device)
-    else:
-        for k in keys:
-            m = current[k]
-            draw = torch.rand(m.shape, generator=gen) < densities[k]
-            out[k] = draw.to(m.device) & m.bool()
-    return out
+        return masks_at_densities(noise, densities, current)
+    return {k: (noise[k] < densities[k]).to(m.device) & m.bool() for k, m in current.items()}

@@ -209,6 +209,18 @@ class PruningState:
         self._set({k: merged[k] for k in self.masks}, reuse=True)
         return self
 
+    def rewire(self, new_masks: Mapping[str, Tensor]) -> PruningState:
+        """Replace masks outright (dynamic sparse training moves connections: a pruned weight may come
+        back here, and only here). Keys missing from ``new_masks`` keep their mask; returns self.
+        Call :meth:`apply` afterwards."""
+        for key, new in new_masks.items():
+            if key not in self.masks:
+                raise KeyError(f"new mask for {key!r}, which is not a prunable weight of this state")
+            if tuple(new.shape) != tuple(self.masks[key].shape):
+                raise ValueError(f"new mask for {key!r} has shape {tuple(new.shape)}, expected {tuple(self.masks[key].shape)}")
+        self._set({k: new_masks.get(k, self.masks[k]) for k in self.masks}, reuse=False)
+        return self
+
     @torch.no_grad()
     def verify(self, model: nn.Module | None = None) -> None:
         """Raise :class:`MaskViolation` if any masked weight is nonzero (checked before saving)."""

@@ -84,7 +84,7 @@ def render_report(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, *, con
     html_path, md_path = out / HTML_NAME, out / MD_NAME
     _write(html_path, render_html(doc, subtitle))
     _write(md_path, render_markdown(doc, subtitle))
-    _write(out / TABLE_NAME, an.table + "\n")
+    _write(out / TABLE_NAME, _terminal_table(list(rows), an) + "\n")
     return html_path, md_path
 
 
@@ -114,6 +114,17 @@ def write_report(run_dir: str | Path, *, delta: float | None = None, n_boot: int
                                       confidence=confidence, n_boot=n_boot, seed=seed))
 
 
+def _terminal_table(rows: Sequence[Mapping[str, Any]], an: Any) -> str:
+    """The prune-potential table, or for a sparse-train study its accuracy table and verdicts."""
+    from prunebench.analysis.sparse import is_sparse_study
+
+    if is_sparse_study(rows):
+        from prunebench.report.sparse import terminal_text
+
+        return terminal_text(rows, an)
+    return an.table
+
+
 def read_table(md_path: Path) -> str:
     """The terminal prune-potential table that :func:`write_report` wrote next to ``summary.md``."""
     txt = Path(md_path).with_name(TABLE_NAME)
@@ -127,7 +138,8 @@ def study_table(run_dir: str | Path, *, delta: float, confidence: float = CONFID
 
     run = Path(run_dir)
     rows, outcomes = load_study(run)
-    return analyze(rows, outcomes, delta, level=confidence, num_classes=num_classes(run), roles=distribution_roles()).table
+    an = analyze(rows, outcomes, delta, level=confidence, num_classes=num_classes(run), roles=distribution_roles())
+    return _terminal_table(rows, an)
 
 
 __all__ = ["TABLE_NAME", "distribution_roles", "read_table", "render_report", "study_table", "write_report"]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from prunebench import analysis as A
+from prunebench.analysis.sparse import is_sparse_study
 from prunebench.evaluation.registry import EVALUATORS, EvaluatorSpec
 from prunebench.report import plots as P
 from prunebench.report.content import (
@@ -99,7 +100,12 @@ def overview(rows: Sequence[Row], an: A.Analysis, run_dir: str, config: Mapping 
         + (f" (no results for {', '.join(missing)}: see Incomplete study)" if missing else "")
         + f", {len(an.distributions)} test distribution(s)"
         + (f"; {what}" if what else "") + f". Prune-potential tolerance delta = {pct(an.delta)}%.")]
-    blocks.extend(finding_blocks(an))
+    if is_sparse_study(rows):  # the prune-retrain findings do not apply; its own verdicts lead the next section
+        blocks.append(Text("A sparse-training study (mode: sparse-train): the random-pruning findings and their "
+                           "verdicts are in 'Sparse training from scratch' below; prune potential below treats each "
+                           "run's sparsities as prune ratios against the dense model of the same size.", "note"))
+    else:
+        blocks.extend(finding_blocks(an))
     if an.methods:
         blocks.append(glance_table(an))
     if len(reps) < 2:
@@ -275,7 +281,12 @@ def build_document(rows: Sequence[Row], an: A.Analysis, run_dir: str, config: Ma
     missing = missing_methods(failures, an)
     incomplete = incomplete_section(failures, pending, run_dir, missing)
     sections = [incomplete] if incomplete else []
-    sections += [overview(rows, an, run_dir, config, missing), decisions_section(an), prune_potential_section(an, colors),
+    sections.append(overview(rows, an, run_dir, config, missing))
+    if is_sparse_study(rows):  # mode: sparse-train (docs/STUDY.md): its own section leads
+        from prunebench.report.sparse import sparse_section
+
+        sections.append(sparse_section(rows, an))
+    sections += [decisions_section(an), prune_potential_section(an, colors),
                 accuracy_section(rows, an, colors), excess_section(an, colors),
                 Section("cost", "Model size and cost", [cost_summary(rows, an.reference), cost_rows(rows, an.reference)])]
     if who is not None:  # a WhoPays of the run (per-class Delta, PIEs)

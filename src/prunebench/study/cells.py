@@ -54,7 +54,7 @@ def run_cell(cell: dict[str, Any], run_dir: str, device: str, progress: bool = F
     c = Cell.from_json(cell)
     t0 = time.perf_counter()
     try:
-        work = {"train": _train, "prune": _prune, "eval": _eval}[c.kind]
+        work = {"train": _train, "prune": _prune, "sparse": _sparse, "eval": _eval}[c.kind]
         metrics = work(c, Path(run_dir), torch.device(device), progress)
         return {"key": c.key, "status": "done", "metrics": metrics, "seconds": time.perf_counter() - t0}
     except Exception as e:  # noqa: BLE001  (a failed cell is recorded; independent cells go on)
@@ -82,6 +82,7 @@ def _meta(c: Cell, kwargs: dict[str, Any], data_spec: dict[str, Any], **extra: A
 
 def _train(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict[str, Any]:
     from prunebench.models import create_model
+    from prunebench.pruning.sparse.gradflow import gradient_norm
     from prunebench.store import save_checkpoint
     from prunebench.study.pruning_step import efficiency
     from prunebench.training import TrainConfig, train
@@ -90,12 +91,13 @@ def _train(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict
     recipe = TrainConfig(**c.config["train"])
     kwargs = c.run["model"]["kwargs"]
     torch.manual_seed(recipe.seed)  # the initialisation is part of what the seed fixes
-    model = create_model(c.run["model"]["name"], **kwargs)
+    model = create_model(c.run["model"]["name"], **kwargs).to(device)
+    grad0 = gradient_norm(model, data, seed=recipe.seed) if len(data.val) >= 2 else None
     result = train(model, data, recipe, device=device, progress=progress, desc=c.describe())
     meta = _meta(c, kwargs, c.run["data"], seed=recipe.seed, train=c.config["train"], history=result.history)
     path = save_checkpoint(checkpoint_path(run_dir, c.key), model, meta)
     return {"prune_ratio": 0.0, **efficiency(model, None, data.info, device), "train": _train_summary(result),
-            "sha256": file_sha256(path)}
+            "grad_norm_init": grad0, "sha256": file_sha256(path)}
 
 
 def _prune(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict[str, Any]:
@@ -124,6 +126,50 @@ def _prune(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict
     path = save_checkpoint(checkpoint_path(run_dir, c.key), model, meta, masks=dict(state.masks))
     return {"prune_ratio": state.prune_ratio(), "prune_ratio_before_retrain": before,
             **efficiency(model, state, data.info, device), "train": summary, "sha256": file_sha256(path)}
+
+
+def _sparse(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict[str, Any]:
+    """Sparse training from scratch: the dense reference's initialisation (same seed), a mask drawn by the
+    run's criterion at its scheme's densities, trained with the same recipe; static masks are enforced after
+    every step, dynamic ones rewired on schedule; verified before saving."""
+    from prunebench.models import create_model
+    from prunebench.pruning import Selection
+    from prunebench.pruning.sparse import sparse_init
+    from prunebench.pruning.sparse.dynamic import DynamicSparsity
+    from prunebench.pruning.sparse.gradflow import gradient_norm
+    from prunebench.store import save_checkpoint
+    from prunebench.study.pruning_step import efficiency
+    from prunebench.training import TrainConfig, train
+
+    conf = c.config
+    data = get_dataset(c.run["data"])
+    recipe = TrainConfig(**conf["train"])
+    kwargs = c.run["model"]["kwargs"]
+    torch.manual_seed(recipe.seed)  # the same initial weights as the dense reference of this seed
+    model = create_model(c.run["model"]["name"], **kwargs).to(device)
+    sel = Selection.from_dict(dict(conf["selection"])) if conf.get("selection") else None
+    state, scheme_dens = sparse_init(model, conf["density"], criterion=conf["criterion"], scheme=conf["scheme"],
+                                     data=data, selection=sel, seed=recipe.seed, exact=conf.get("exact", True),
+                                     criterion_options=conf.get("criterion_options"),
+                                     scheme_options=conf.get("scheme_options"))
+    grad0 = gradient_norm(model, data, state=state, n=conf.get("grad_samples", 256), seed=recipe.seed)
+    initial = state.layer_densities()
+    update = conf.get("update")
+    callback: Any = state
+    if update is not None:
+        callback = DynamicSparsity(state, update["rule"], seed=recipe.seed, options=update.get("options"))
+    result = train(model, data, recipe, device=device, callbacks=[callback], progress=progress, desc=c.describe())
+    state.apply()
+    state.verify(model)
+    meta = _meta(c, kwargs, c.run["data"], seed=recipe.seed, train=conf["train"], history=result.history,
+                 density=conf["density"], criterion=conf["criterion"], scheme=conf["scheme"], update=update)
+    path = save_checkpoint(checkpoint_path(run_dir, c.key), model, meta, masks=dict(state.masks))
+    dst = getattr(callback, "history", None)
+    return {"prune_ratio": state.prune_ratio(), **efficiency(model, state, data.info, device),
+            "train": _train_summary(result), "grad_norm_init": grad0, "scheme_densities": scheme_dens,
+            "layer_densities": state.layer_densities(), "initial_layer_densities": initial,
+            "mask_updates": None if dst is None else {"updates": len(dst), "moved": sum(h["moved"] for h in dst)},
+            "sha256": file_sha256(path)}
 
 
 def _eval(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict[str, Any]:

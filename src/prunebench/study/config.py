@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from prunebench.analysis.rows import DEFAULT_DELTA
 from prunebench.data.split import VAL_FRACTION
 from prunebench.errors import UserError
+from prunebench.study.sparse_config import SparseSpec
 from prunebench.tolerances import INFERENCE_BATCH
 from prunebench.training.config import TrainConfig
 
@@ -183,11 +184,14 @@ class StudyConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     retrain: TrainConfig | None = Field(None, description="retraining recipe; null = repeat train (LR rewinding); "
                                                           "a mapping = train with those fields changed")
-    methods: tuple[MethodSpec, ...] = Field(min_length=1)
+    methods: tuple[MethodSpec, ...] = Field((), description="pruning methods (cascade / oneshot; at least one)")
     ratios: RatioSpec
     cycles: int | None = Field(None, ge=0, description="how many ratios are followed by retraining (evenly spread, "
                                                        "the last always); null = all")
-    mode: Literal["cascade", "oneshot"] = "cascade"
+    mode: Literal["cascade", "oneshot", "sparse-train"] = Field("cascade", description="cascade: prune the previous "
+                                                               "model further; oneshot: each ratio from the parent; "
+                                                               "sparse-train: masks drawn at initialisation (sparse:)")
+    sparse: SparseSpec | None = Field(None, description="runs and size axes of a sparse-train study")
     repetitions: int = Field(1, ge=1, description="independently trained parents")
     seeds: tuple[int, ...] | None = Field(None, description="one seed per repetition; default 0..repetitions-1")
     selection: dict[str, Any] = Field(default_factory=dict, description="which layers may be pruned "
@@ -229,9 +233,15 @@ class StudyConfig(_Strict):
             raise ValueError(f"format: config format {self.format} is not supported (this prunebench reads format {FORMAT}); "
                              "remove 'format' or regenerate the config")
         ratios = self.ratio_list()
+        if self.mode == "sparse-train":
+            self._check_sparse(ratios)
+        elif not self.methods:
+            raise ValueError("methods: list at least one pruning method, e.g. methods: [wt, ft]")
+        elif self.sparse is not None:
+            raise ValueError("sparse: applies to mode: sparse-train only; set mode: sparse-train or remove sparse")
         if self.mode == "cascade" and any(b <= a for a, b in pairwise(ratios)):
             raise ValueError(f"ratios: {ratios} must be strictly increasing in cascade mode (each cycle prunes further)")
-        if self.mode == "oneshot" and len(set(ratios)) != len(ratios):
+        if self.mode != "cascade" and len(set(ratios)) != len(ratios):
             raise ValueError(f"ratios: {ratios} repeat a value; each ratio is one model")
         if self.cycles is not None and self.cycles > len(ratios):
             raise ValueError(f"cycles: {self.cycles} exceeds the number of ratios ({len(ratios)}); use at most {len(ratios)}")
@@ -251,6 +261,19 @@ class StudyConfig(_Strict):
         if dup:
             raise ValueError(f"evaluation.suite: {dup[0]!r} is listed twice")
         return self
+
+    def _check_sparse(self, ratios: list[float]) -> None:
+        if self.sparse is None:
+            raise ValueError("sparse: mode sparse-train needs a sparse section, e.g. sparse: {runs: [random/uniform, "
+                             "random/erk]}")
+        if self.methods:
+            raise ValueError("methods: mode sparse-train trains masked networks from scratch (sparse.runs); remove methods")
+        if any(r <= 0 for r in ratios):
+            raise ValueError(f"ratios: {ratios} are sparsities in sparse-train mode and must be > 0 (the dense "
+                             "reference of every size is always trained)")
+        if self.retrain is not None or self.cycles is not None:
+            raise ValueError("retrain / cycles: sparse-train mode has no retraining (every run uses the train recipe); "
+                             "remove them")
 
     # ------------------------------------------------------------------ resolved views
     def ratio_list(self) -> list[float]:
@@ -285,9 +308,10 @@ class StudyConfig(_Strict):
         out = self.model_dump(mode="json")
         out["format"], out["prunebench_version"] = FORMAT, __version__
         out["seeds"] = self.seed_list()
-        out["retrain"] = self.retrain_recipe().model_dump(mode="json")
+        out["retrain"] = None if self.mode == "sparse-train" else self.retrain_recipe().model_dump(mode="json")
         for part in ("train", "retrain"):
-            out[part].pop("seed", None)
+            if out[part] is not None:
+                out[part].pop("seed", None)
         out["ratios"] = {k: v for k, v in out["ratios"].items() if v is not None}
         out["methods"] = [{k: v for k, v in m.items() if v is not None} for m in out["methods"]]
         out["evaluation"]["suite"] = [{k: v for k, v in e.items() if v is not None} for e in out["evaluation"]["suite"]]

@@ -100,6 +100,10 @@ def check_names(cfg: StudyConfig, where: str = "config") -> None:
         problem = check_method_options(m.name, m.options)
         if problem:
             raise UserError(f"{where}: methods[{i}] ({m.name}): {problem}")
+    if cfg.sparse is not None:
+        from prunebench.study.sparse_plan import check_sparse
+
+        check_sparse(cfg, where)
     for i, e in enumerate(cfg.evaluation.suite):
         need(EVALUATORS, e.name, f"evaluation.suite[{i}].name")
         try:

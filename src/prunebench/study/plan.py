@@ -16,9 +16,8 @@ from typing import Any
 from prunebench.errors import UserError
 from prunebench.store.hashing import config_hash
 from prunebench.study.config import DatasetSpec, StudyConfig
+from prunebench.study.kinds import KINDS, MODEL_KINDS  # noqa: F401  (KINDS re-exported)
 from prunebench.training.config import TrainConfig
-
-KINDS = ("train", "prune", "eval")
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ class Cell:
 
     @property
     def is_model(self) -> bool:
-        return self.kind in ("train", "prune")
+        return self.kind in MODEL_KINDS
 
     def to_json(self) -> dict[str, Any]:
         return {"key": self.key, "kind": self.kind, "deps": list(self.deps), "labels": self.labels,
@@ -54,6 +53,8 @@ class Cell:
         lab = self.labels
         if self.kind == "train":
             return f"train parent rep {lab.get('rep', 0)}"
+        if self.kind == "sparse":
+            return f"sparse {lab.get('method')} rep {lab.get('rep')} at sparsity {lab.get('target_ratio'):.3f}"
         if self.kind == "prune":
             return f"prune {lab.get('method')} rep {lab.get('rep')} -> {lab.get('target_ratio'):.3f}"
         return f"eval {self.config.get('evaluator')} on {lab.get('model_label', self.config.get('model'))}"
@@ -76,6 +77,9 @@ def defaults_for(kind: str, config: dict[str, Any] | None = None) -> dict[str, A
         return {"data": _data_defaults(), "train": _train_defaults(), "model": {"kwargs": {"width": 1.0}}}
     if kind == "prune":
         return {"options": {}, "selection": {}, "seed": 0, "retrain": _train_defaults()}
+    if kind == "sparse":
+        return {"data": _data_defaults(), "train": _train_defaults(), "criterion_options": {}, "scheme_options": {},
+                "update": None, "exact": True, "selection": {}, "grad_samples": 256}
     if kind == "eval":  # the config holds the evaluator's non-default options only (EvaluatorSpec.non_default)
         return {"options": {}, "seed": 0, "test_limit": None, "max_samples": None}
     raise ValueError(f"unknown cell kind {kind!r}")
@@ -100,8 +104,12 @@ def plan(cfg: StudyConfig, info: Any) -> list[Cell]:
     Order: per repetition the parent and its evals, then per method the pruned models, each followed
     by its evals, so that a partial run already holds complete rows.
     """
-    from prunebench.evaluation.registry import EVALUATORS
     from prunebench.study.pruning_step import method_kind, non_default_options
+
+    if cfg.mode == "sparse-train":
+        from prunebench.study.sparse_plan import plan_sparse
+
+        return plan_sparse(cfg, info)
 
     ds = cfg.dataset.model_dump(mode="json")
     data_id = {k: v for k, v in ds.items() if k != "test_limit"}
@@ -110,7 +118,6 @@ def plan(cfg: StudyConfig, info: Any) -> list[Cell]:
     seeds = cfg.seed_list()
     ratios, retrain_flags = cfg.ratio_list(), cfg.retrain_flags()
     retrain = cfg.retrain_recipe()
-    suite = cfg.suite()
     cells: list[Cell] = []
 
     parents: list[Cell] = []
@@ -121,26 +128,8 @@ def plan(cfg: StudyConfig, info: Any) -> list[Cell]:
         parents.append(Cell(cell_key("train", conf), "train", conf, (), labels, run_common))
 
     def evals(model: Cell, rep: int) -> list[Cell]:
-        out = []
-        label = "parent" if model.kind == "train" else f"{model.labels['method']}@{model.labels['target_ratio']:.4g}"
-        for ev in suite:
-            spec = EVALUATORS.spec(ev.name)
-            conf: dict[str, Any] = {"kind": "eval", "model": model.key, "evaluator": ev.name,
-                                    "options": spec.non_default(ev.options),
-                                    "test_limit": cfg.dataset.test_limit,
-                                    "max_samples": ev.max_samples or cfg.evaluation.max_samples,
-                                    "seed": cfg.evaluation.seed}
-            deps = [model.key]
-            if spec.needs_parent:
-                conf["parent"] = parents[rep].key
-                deps.append(parents[rep].key)
-                if cfg.evaluation.baseline and len(parents) > 1:
-                    conf["baseline"] = parents[(rep + 1) % len(parents)].key
-                    deps.append(conf["baseline"])
-            labels = {**model.labels, "model_label": label, "evaluator": ev.name}
-            run = {**run_common, "batch_size": cfg.evaluation.batch_size}
-            out.append(Cell(cell_key("eval", conf), "eval", conf, tuple(dict.fromkeys(deps)), labels, run))
-        return out
+        base = parents[(rep + 1) % len(parents)] if cfg.evaluation.baseline and len(parents) > 1 else None
+        return eval_cells(cfg, model, parents[rep], base, run_common)
 
     for rep, parent in enumerate(parents):
         cells.append(parent)
@@ -161,6 +150,34 @@ def plan(cfg: StudyConfig, info: Any) -> list[Cell]:
                 prev = cell
     _check_unique(cells)
     return cells
+
+
+def eval_cells(cfg: StudyConfig, model: Cell, parent: Cell, baseline: Cell | None,
+               run_common: dict[str, Any]) -> list[Cell]:
+    """One eval cell per evaluator of the suite for ``model``; evaluators that compare with the parent get
+    ``parent`` (and ``baseline``, an independently trained parent, when given)."""
+    from prunebench.evaluation.registry import EVALUATORS
+
+    out = []
+    label = "parent" if model.kind == "train" else f"{model.labels['method']}@{model.labels['target_ratio']:.4g}"
+    for ev in cfg.suite():
+        spec = EVALUATORS.spec(ev.name)
+        conf: dict[str, Any] = {"kind": "eval", "model": model.key, "evaluator": ev.name,
+                                "options": spec.non_default(ev.options),
+                                "test_limit": cfg.dataset.test_limit,
+                                "max_samples": ev.max_samples or cfg.evaluation.max_samples,
+                                "seed": cfg.evaluation.seed}
+        deps = [model.key]
+        if spec.needs_parent:
+            conf["parent"] = parent.key
+            deps.append(parent.key)
+            if baseline is not None:
+                conf["baseline"] = baseline.key
+                deps.append(conf["baseline"])
+        labels = {**model.labels, "model_label": label, "evaluator": ev.name}
+        run = {**run_common, "batch_size": cfg.evaluation.batch_size}
+        out.append(Cell(cell_key("eval", conf), "eval", conf, tuple(dict.fromkeys(deps)), labels, run))
+    return out
 
 
 def _check_unique(cells: list[Cell]) -> None:

@@ -14,11 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from prunebench.errors import UserError
+from prunebench.study.kinds import MODEL_KINDS
 
 BASE_FIELDS = ("model_key", "kind", "method", "rep", "cycle", "target_ratio", "prune_ratio",
                "params_total", "params_nonzero", "flops_dense", "flops_effective")
 # beyond the schema: was this model retrained, the repetition's seed, the method's kind (pruned rows)
 EXTRA_FIELDS = ("retrained", "seed", "structured", "baseline")
+# sparse-train studies (labels): the run (criterion x scheme x update) and model size; metrics: gradient
+# norm at initialisation and the realised per-layer densities
+SPARSE_LABELS = ("run", "size", "criterion", "scheme", "update")
+SPARSE_METRICS = ("grad_norm_init", "layer_densities")
 
 
 def load_results(run_dir: str | Path, *, as_frame: bool = False) -> Any:
@@ -97,7 +102,7 @@ def _current_evals(cells: list[dict[str, Any]], records: dict[str, Any],
         rec = records.get(cell["key"])
         if rec is None:
             continue
-        if cell["kind"] in ("train", "prune"):
+        if cell["kind"] in MODEL_KINDS:
             rows[cell["key"]] = _model_row(cell, rec.metrics)
             continue
         row = rows.get(cell["config"]["model"])
@@ -137,6 +142,8 @@ def _model_row(cell: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
     row["retrained"], row["seed"] = lab.get("retrained", True), lab.get("seed")
     if not parent:
         row.update(_method_kind(lab))
+    row.update({k: lab[k] for k in SPARSE_LABELS if k in lab})
+    row.update({k: metrics[k] for k in SPARSE_METRICS if k in metrics})
     row["_sha"] = metrics.get("sha256")
     return row
 

@@ -162,6 +162,7 @@ class CellFailure:
         lab = self.labels
         what = {"train": f"train rep {lab.get('rep')}",
                 "prune": f"prune {lab.get('method')} {lab.get('target_ratio')} rep {lab.get('rep')}",
+                "sparse": f"sparse {lab.get('method')} {lab.get('target_ratio')} rep {lab.get('rep')}",
                 "eval": f"eval {lab.get('evaluator')} of {lab.get('method', 'parent')} {lab.get('target_ratio', '')} "
                         f"rep {lab.get('rep')}".replace("  ", " ")}.get(self.kind, self.kind)
         return f"{what} [{self.key}]"

@@ -37,6 +37,7 @@ from prunebench.errors import UserError
 from prunebench.store.resultstore import ResultStore
 from prunebench.study.cells import get_dataset
 from prunebench.study.config import FORMAT, StudyConfig
+from prunebench.study.kinds import KINDS
 from prunebench.study.loader import load_config
 from prunebench.study.lock import RunLock, describe, running
 from prunebench.study.numenv import describe_differences, env_differences
@@ -76,11 +77,11 @@ class RunSummary:
     def models_done(self) -> int:
         """Model cells (train / prune) finished, in this invocation or before."""
         done = (set(self.executed) - set(self.failed)) | set(self.reused)
-        return sum(c.kind in ("train", "prune") and c.key in done for c in self.cells)
+        return sum(c.is_model and c.key in done for c in self.cells)
 
     def executed_kinds(self) -> dict[str, int]:
         kind = {c.key: c.kind for c in self.cells}
-        return {k: sum(kind[x] == k for x in self.executed) for k in ("train", "prune", "eval")}
+        return {k: sum(kind[x] == k for x in self.executed) for k in KINDS}
 
 
 def run_study(config: StudyConfig | str | Path | Mapping[str, Any] | None = None, run_dir: str | Path | None = None, *,
@@ -113,6 +114,10 @@ def run_study(config: StudyConfig | str | Path | Mapping[str, Any] | None = None
     data = get_dataset(cfg.dataset.model_dump(mode="json"))
     cells = plan(cfg, data.info)
     check_model_kwargs(cells)
+    if cfg.mode == "sparse-train":
+        from prunebench.study.sparse_plan import check_feasible
+
+        check_feasible(cells)
     from prunebench.study.executors import make_executor
 
     ex = make_executor(executor, str(run.resolve()), str(dev), workers=workers, progress=progress,

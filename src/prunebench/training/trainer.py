@@ -1,9 +1,9 @@
 """The training loop: closed, deterministic under a seed, extended only through callbacks.
 
 Data stays on the device (``DeviceLoader``); the step loop never synchronizes except for an
-occasional progress-bar refresh. After every optimizer step each callback's ``on_step`` runs
-(pruning masks are re-applied there). The epoch with the best *validation* accuracy is restored
-at the end; the test split is never looked at here.
+occasional progress-bar refresh. Callbacks get ``on_start(optimizer, total_steps)`` once, then
+``on_step`` after every optimizer step (pruning masks are re-applied there). The epoch with the best
+*validation* accuracy is restored at the end; the test split is never looked at here.
 """
 from __future__ import annotations
 
@@ -86,6 +86,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, *, device: torch.de
         raise UserError(f"batch size {cfg.batch_size} exceeds the {len(data.train)} training images; lower batch_size")
     opt = make_optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cfg.lr_factor(s / max(steps, 1)))
+    _call(callbacks, "on_start", opt, cfg.epochs * steps)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda" else nullcontext()
     result, best_state, start = TrainResult(), None, time.perf_counter()
     bar = tqdm(total=cfg.epochs * steps, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)

@@ -7,7 +7,9 @@ One registry entry per scheme, so every scheme is tested and listed on its own:
   * ``random-er``          Erdos-Renyi densities;
   * ``random-erk``         Erdos-Renyi-Kernel densities (iterative dense set);
   * ``random-erk-plus``    ERK with the last layer at ``last_density`` (default 1.0, dense).
-Inside each layer the kept weights are chosen uniformly at random, seeded by ``ctx.seed``
+Each is a shorthand for :func:`prunebench.pruning.sparse.draw_masks` with criterion ``random`` and
+that density scheme (the same masks as the sparse-training study draws). Inside each layer the kept
+weights are chosen uniformly at random, seeded by ``ctx.seed``
 (random numbers drawn on CPU: identical masks on every device). ``exact=True`` (default) keeps
 exactly round(density * N_l) weights; ``exact=False`` draws Bernoulli(density) per weight as the
 reference code does (realised ratio drifts; the state reports the realised one).
@@ -21,17 +23,10 @@ from collections.abc import Callable
 from pydantic import Field
 from torch import Tensor, nn
 
-from prunebench.pruning.allocation import (
-    er_densities,
-    erk_densities,
-    erk_plus_densities,
-    random_masks,
-    uniform_densities,
-    uniform_plus_densities,
-)
 from prunebench.pruning.base import PruneContext
 from prunebench.pruning.masks import PruningState
 from prunebench.pruning.registry import METHODS
+from prunebench.pruning.sparse import draw_masks
 from prunebench.registry import Options
 
 
@@ -48,27 +43,27 @@ class ERKPlusOptions(RandomOptions):
     last_density: float = Field(1.0, gt=0.0, le=1.0, description="density of the last layer (1 = dense)")
 
 
-def _random(name: str, scheme: Callable[..., dict[str, float]], options: type[RandomOptions] = RandomOptions,
+def _random(name: str, scheme: str, options: type[RandomOptions] = RandomOptions,
             color: str | None = None) -> Callable[..., dict[str, Tensor]]:
     scheme_keys = [k for k in options.model_fields if k not in RandomOptions.model_fields]
 
     def method(model: nn.Module, state: PruningState, ratio: float, ctx: PruneContext) -> dict[str, Tensor]:
         opts = ctx.opts(options)
-        shapes = {k: tuple(m.shape) for k, m in state.masks.items()}
         density = 1.0 - ratio
         if density >= 1.0:
             return {k: m.clone() for k, m in state.masks.items()}
-        dens = scheme(shapes, density, **{k: float(getattr(opts, k)) for k in scheme_keys})
-        return random_masks(dens, state.masks, exact=opts.exact, generator=ctx.generator("cpu"))
+        masks, _ = draw_masks(model, state, density, criterion="random", scheme=scheme, seed=ctx.seed, exact=opts.exact,
+                              scheme_options={k: getattr(opts, k) for k in scheme_keys})
+        return masks
 
     method.__name__ = name.replace("-", "_")
-    method.__doc__ = f"Random pruning with {scheme.__name__.replace('_densities', '')} layer-wise densities."
+    method.__doc__ = f"Random pruning with {scheme} layer-wise densities (criterion random, scheme {scheme})."
     return METHODS.register(name, options=options, structured=False, data_informed=False, baseline=True,
                             color=color)(method)
 
 
-random_uniform = _random("random", uniform_densities, color="#2ca02c")
-random_uniform_plus = _random("random-uniform-plus", uniform_plus_densities, UniformPlusOptions)
-random_er = _random("random-er", er_densities)
-random_erk = _random("random-erk", erk_densities)
-random_erk_plus = _random("random-erk-plus", erk_plus_densities, ERKPlusOptions)
+random_uniform = _random("random", "uniform", color="#2ca02c")
+random_uniform_plus = _random("random-uniform-plus", "uniform-plus", UniformPlusOptions)
+random_er = _random("random-er", "er")
+random_erk = _random("random-erk", "erk")
+random_erk_plus = _random("random-erk-plus", "erk-plus", ERKPlusOptions)
