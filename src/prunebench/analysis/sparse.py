@@ -30,7 +30,7 @@ import numpy as np
 from prunebench.analysis.decisions import Decisions
 from prunebench.analysis.findings import FAILS, HOLDS, NOT_CHECKED, OPEN, Finding
 from prunebench.analysis.paired import Interval
-from prunebench.analysis.rows import Row, parents_by_rep, pruned_rows, value
+from prunebench.analysis.rows import Row, accuracy_keys, parents_by_rep, pruned_rows, summary_distributions, value
 
 HIGH_SPARSITY = 0.9
 
@@ -87,6 +87,13 @@ def _pooled(parts: Sequence[tuple[float, np.ndarray]], level: float) -> Interval
     if not parts:
         return None
     return Interval.from_samples(float(np.mean([p for p, _ in parts])), np.mean([b for _, b in parts], axis=0), level)
+
+
+def _breakdown(parts: Sequence[tuple[float, np.ndarray]], level: float) -> str:
+    """How the cells pooled into a verdict decide one by one (a pooled mean can hide cells that disagree)."""
+    got = [_verdict(Interval.from_samples(p, b, level)) for p, b in parts]
+    return (f"cell by cell {got.count(HOLDS)} hold, {got.count(FAILS)} do not, {got.count(OPEN)} inconclusive "
+            "(per-cell numbers in the report)")
 
 
 def _verdict(iv: Interval) -> str:
@@ -154,7 +161,9 @@ def _robustness(rs: Sequence[Row], parents: Mapping[Any, Row], dec: Decisions, m
     """Per metric of the robustness evaluators (OoD AUROC, ECE, NLL, robust / shifted accuracy): sparse minus
     dense of the same seed, mean +- std over seeds; accuracy-type distributions also get the paired interval."""
     out = []
-    keys = sorted({k for r in rs for k in r if "/" in k and not k.startswith("nominal/")})
+    acc = accuracy_keys(rs)
+    summaries = {acc[d] for d in summary_distributions(acc)}  # e.g. fog = mean of fog-1..5: not a column of its own
+    keys = sorted({k for r in rs for k in r if "/" in k and not k.startswith("nominal/") and k not in summaries})
     for k in keys:
         ev, _, metric = k.partition("/")
         if not (metric.startswith("acc/") or metric in ("ece", "nll", "brier") or "auroc" in metric):
@@ -211,7 +220,7 @@ def _erk_finding(reps: Mapping, info: Mapping[str, Row], sizes: Sequence[str], g
     v = _verdict(iv)
     how = {HOLDS: "ERK has the lower error", FAILS: "uniform has the lower error", OPEN: "the difference is not resolved"}[v]
     return Finding("erk", claim, v, f"err(uniform) - err(ERK) = {_iv(iv)}, mean over {len(parts)} size x sparsity "
-                   f"cells at >= 90%: {how}.", iv)
+                   f"cells at >= 90%: {how}; {_breakdown(parts, level)}.", iv)
 
 
 def _width_finding(reps: Mapping, info: Mapping[str, Row], sizes: Sequence[str], groups: Mapping, level: float) -> Finding:
@@ -233,7 +242,7 @@ def _width_finding(reps: Mapping, info: Mapping[str, Row], sizes: Sequence[str],
     how = {HOLDS: "the gap is smaller at the larger size", FAILS: "the gap is larger at the larger size",
            OPEN: "the change is not resolved"}[v]
     return Finding("width", claim, v, f"Delta({sizes[0] or 'smallest'}) - Delta({sizes[-1] or 'largest'}) = {_iv(iv)}, "
-                   f"mean over {len(parts)} run x sparsity cells: {how}.", iv)
+                   f"mean over {len(parts)} run x sparsity cells: {how}; {_breakdown(parts, level)}.", iv)
 
 
 def _dynamic_findings(reps: Mapping, info: Mapping[str, Row], sizes: Sequence[str], groups: Mapping,
@@ -266,7 +275,7 @@ def _dynamic_findings(reps: Mapping, info: Mapping[str, Row], sizes: Sequence[st
         how = {HOLDS: f"{rule} has the lower error", FAILS: "the static mask has the lower error",
                OPEN: "the difference is not resolved"}[v]
         out.append(Finding(f"dynamic-{rule}", claim, v, f"err(static) - err({rule}) = {_iv(iv)}, mean over "
-                           f"{len(parts)} size x sparsity cells: {how}.", iv))
+                           f"{len(parts)} size x sparsity cells: {how}; {_breakdown(parts, level)}.", iv))
     return out
 
 

@@ -106,8 +106,8 @@ def overview(rows: Sequence[Row], an: A.Analysis, run_dir: str, config: Mapping 
                            "run's sparsities as prune ratios against the dense model of the same size.", "note"))
     else:
         blocks.extend(finding_blocks(an))
-    if an.methods:
-        blocks.append(glance_table(an))
+        if an.methods:
+            blocks.append(glance_table(an))
     if len(reps) < 2:
         blocks.append(Text("One repetition only: no spread over repetitions, intervals collapse to the value.", "note"))
     return Section("overview", "Overview", blocks)

@@ -37,8 +37,7 @@ def accuracy_figure(sa: SparseAnalysis, colors: Mapping[str, str]) -> str:
         curves = {run: [(p.sparsity, p.acc_mean, p.acc_std) for p in sa.points if p.run == run and p.size == s]
                   for run in sa.runs}
         dense = sa.dense.get(s)
-        panels.append(P.Panel(f"{_size(s)}" if s else "accuracy", curves, parent=dense[0] if dense else None,
-                              band=dense[1] if dense and dense[1] > 0 else None))
+        panels.append(P.Panel(f"{_size(s)}" if s else "accuracy", curves, parent=dense[0] if dense else None))
     return P.curve_grid(panels, colors, xlabel="sparsity", ylabel=f"{sa.reference} accuracy [%]", percent_y=True,
                         xlim=None)
 
@@ -158,7 +157,7 @@ def sparse_section(rows: Sequence[Row], an: A.Analysis) -> Section:
     if not an.decisions.available:
         blocks.append(Text(an.decisions.note, "note"))
     blocks.append(Image(accuracy_figure(sa, colors), f"{sa.reference} accuracy vs sparsity per model size; dashed: the "
-                        "dense model of that size (grey band: ± std over seeds); shaded: ± std over seeds"))
+                        "dense model of that size (mean over seeds); shaded: ± std over seeds"))
     blocks.append(_points_table(sa))
     if len(sa.sizes) > 1 and sa.gaps:
         blocks.append(Image(gap_figure(sa, colors), "Delta to the dense model of the same size vs size, with its "
