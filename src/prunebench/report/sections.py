@@ -12,6 +12,7 @@ from prunebench import analysis as A
 from prunebench.analysis.sparse import is_sparse_study
 from prunebench.evaluation.registry import EVALUATORS, EvaluatorSpec
 from prunebench.report import plots as P
+from prunebench.report.budget import budget_table
 from prunebench.report.content import (
     Code,
     Document,
@@ -288,7 +289,8 @@ def build_document(rows: Sequence[Row], an: A.Analysis, run_dir: str, config: Ma
         sections.append(sparse_section(rows, an))
     sections += [decisions_section(an), prune_potential_section(an, colors),
                 accuracy_section(rows, an, colors), excess_section(an, colors),
-                Section("cost", "Model size and cost", [cost_summary(rows, an.reference), cost_rows(rows, an.reference)])]
+                Section("cost", "Model size and cost", [cost_summary(rows, an.reference), cost_rows(rows, an.reference),
+                                                        *filter(None, [budget_table(rows)])])]
     if who is not None:  # a WhoPays of the run (per-class Delta, PIEs)
         from prunebench.report.whopays import who_pays_section
 

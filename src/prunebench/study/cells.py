@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from prunebench.data.split import VAL_FRACTION
+from prunebench.study.compute import no_training, stage
 from prunebench.study.rundir import CACHE, checkpoint_path
 from prunebench.tolerances import INFERENCE_BATCH
 
@@ -96,8 +97,9 @@ def _train(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict
     result = train(model, data, recipe, device=device, progress=progress, desc=c.describe())
     meta = _meta(c, kwargs, c.run["data"], seed=recipe.seed, train=c.config["train"], history=result.history)
     path = save_checkpoint(checkpoint_path(run_dir, c.key), model, meta)
-    return {"prune_ratio": 0.0, **efficiency(model, None, data.info, device), "train": _train_summary(result),
-            "grad_norm_init": grad0, "sha256": file_sha256(path)}
+    eff = efficiency(model, None, data.info, device)
+    return {"prune_ratio": 0.0, **eff, "train": _train_summary(result), "grad_norm_init": grad0,
+            "compute": stage("train", result, recipe, eff["flops_dense"]), "sha256": file_sha256(path)}
 
 
 def _prune(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict[str, Any]:
@@ -115,17 +117,21 @@ def _prune(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict
     before = state.prune_ratio()
     summary = None
     history: list[dict[str, float]] = []
+    compute = no_training("retrain")
     if conf["retrain"] is not None:
-        result = train(model, data, TrainConfig(**conf["retrain"]), device=device, callbacks=[state],
-                       progress=progress, desc=c.describe())
+        recipe = TrainConfig(**conf["retrain"])
+        flops_during = efficiency(model, state, data.info, device)["flops_effective"]  # the pruned network
+        result = train(model, data, recipe, device=device, callbacks=[state], progress=progress, desc=c.describe())
         summary, history = _train_summary(result), result.history
+        compute = stage("retrain", result, recipe, flops_during)
     state.apply()
     state.verify(model)
     meta = _meta(c, src.meta.get("model_kwargs", {}), c.run["data"], seed=conf["seed"], method=conf["method"],
                  ratio=conf["ratio"], parent_cell=conf["from"], history=history)
     path = save_checkpoint(checkpoint_path(run_dir, c.key), model, meta, masks=dict(state.masks))
     return {"prune_ratio": state.prune_ratio(), "prune_ratio_before_retrain": before,
-            **efficiency(model, state, data.info, device), "train": summary, "sha256": file_sha256(path)}
+            **efficiency(model, state, data.info, device), "train": summary, "compute": compute,
+            "sha256": file_sha256(path)}
 
 
 def _sparse(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict[str, Any]:
@@ -154,6 +160,7 @@ def _sparse(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dic
                                      scheme_options=conf.get("scheme_options"))
     grad0 = gradient_norm(model, data, state=state, n=conf.get("grad_samples", 256), seed=recipe.seed)
     initial = state.layer_densities()
+    flops_during = efficiency(model, state, data.info, device)["flops_effective"]  # the masked network
     update = conf.get("update")
     callback: Any = state
     if update is not None:
@@ -169,7 +176,7 @@ def _sparse(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dic
             "train": _train_summary(result), "grad_norm_init": grad0, "scheme_densities": scheme_dens,
             "layer_densities": state.layer_densities(), "initial_layer_densities": initial,
             "mask_updates": None if dst is None else {"updates": len(dst), "moved": sum(h["moved"] for h in dst)},
-            "sha256": file_sha256(path)}
+            "compute": stage("sparse-train", result, recipe, flops_during), "sha256": file_sha256(path)}
 
 
 def _eval(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict[str, Any]:

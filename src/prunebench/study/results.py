@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from prunebench.errors import UserError
+from prunebench.study.compute import budget
 from prunebench.study.kinds import MODEL_KINDS
 
 BASE_FIELDS = ("model_key", "kind", "method", "rep", "cycle", "target_ratio", "prune_ratio",
@@ -24,6 +25,8 @@ EXTRA_FIELDS = ("retrained", "seed", "structured", "baseline")
 # norm at initialisation and the realised per-layer densities
 SPARSE_LABELS = ("run", "size", "criterion", "scheme", "update")
 SPARSE_METRICS = ("grad_norm_init", "layer_densities")
+# compute accounting (study/compute.py): the whole pipeline of the row, parent training included
+BUDGET_COLUMNS = ("budget_epochs", "budget_steps", "budget_images", "budget_train_flops")
 
 
 def load_results(run_dir: str | Path, *, as_frame: bool = False) -> Any:
@@ -103,7 +106,8 @@ def _current_evals(cells: list[dict[str, Any]], records: dict[str, Any],
         if rec is None:
             continue
         if cell["kind"] in MODEL_KINDS:
-            rows[cell["key"]] = _model_row(cell, rec.metrics)
+            model_row = rows[cell["key"]] = _model_row(cell, rec.metrics)
+            model_row.update(budget(rec.metrics.get("compute"), rows.get(cell["config"].get("from"))))
             continue
         row = rows.get(cell["config"]["model"])
         if row is None or (rec.metrics.get("inputs") or {}).get(row["model_key"]) != row["_sha"]:

@@ -39,6 +39,8 @@ class TrainResult:
     best_epoch: int = 0
     best_val_acc: float = float("nan")
     seconds: float = 0.0
+    steps: int = 0  # optimizer steps taken
+    images: int = 0  # training images seen (augmented views counted once each)
 
     @property
     def images_per_s(self) -> float:
@@ -122,6 +124,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, *, device: torch.de
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - t0
         seen = sum(len(t) for t in labels)
+        result.steps, result.images = step, result.images + seen
         train_loss, train_acc = _epoch_metrics(losses, preds, labels, epoch, step)
         val = evaluate_split(model, data.val, data.info, device)
         row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
