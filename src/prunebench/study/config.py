@@ -120,6 +120,8 @@ class MethodSpec(_Strict):
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
     label: str | None = Field(None, description="row label; default the method name (needed to run one method twice)")
+    retrain: dict[str, Any] | None = Field(None, description="this method's changes to the study's retraining recipe, "
+                                                             "e.g. {lr: 0.01, schedule: constant} (fine-tuning)")
 
     @property
     def tag(self) -> str:
@@ -186,6 +188,8 @@ class StudyConfig(_Strict):
                                                           "a mapping = train with those fields changed")
     methods: tuple[MethodSpec, ...] = Field((), description="pruning methods (cascade / oneshot; at least one)")
     ratios: RatioSpec
+    retrain_lrs: tuple[float, ...] | None = Field(None, description="retraining-LR axis: every method is retrained "
+                                                  "at each of these initial LRs, each a pipeline <method>-lr<LR>")
     cycles: int | None = Field(None, ge=0, description="how many ratios are followed by retraining (evenly spread, "
                                                        "the last always); null = all")
     mode: Literal["cascade", "oneshot", "sparse-train"] = Field("cascade", description="cascade: prune the previous "
@@ -210,7 +214,8 @@ class StudyConfig(_Strict):
             if isinstance(v.get(part), Mapping) and "seed" in v[part]:
                 raise UserError(f"{part}.seed: seeds are set per repetition; remove {part}.seed and use 'seeds: [..]'")
         if isinstance(v.get("methods"), (list, tuple)):
-            v["methods"] = [_lifted(_named(e, "methods", i), "label") for i, e in enumerate(v["methods"])]
+            v["methods"] = [_lifted(_lifted(_named(e, "methods", i), "label"), "retrain")
+                            for i, e in enumerate(v["methods"])]
         elif isinstance(v.get("methods"), str):
             v["methods"] = [{"name": v["methods"]}]
         retrain, train = v.get("retrain"), v.get("train") or {}
@@ -250,6 +255,11 @@ class StudyConfig(_Strict):
                 raise ValueError(f"seeds: {len(self.seeds)} entries but repetitions is {self.repetitions}; give one seed each")
             if len(set(self.seeds)) != len(self.seeds):
                 raise ValueError(f"seeds: {list(self.seeds)} repeat a value; repetitions must be independent")
+        if self.retrain_lrs is not None:
+            bad = [x for x in self.retrain_lrs if not x > 0]
+            if not self.retrain_lrs or bad or len(set(self.retrain_lrs)) != len(self.retrain_lrs):
+                raise ValueError(f"retrain_lrs: {list(self.retrain_lrs)} must be distinct positive learning rates, e.g. "
+                                 "[0.001, 0.01, 0.1]" + (f"; {bad[0]} is not > 0" if bad else ""))
         tags = [m.tag for m in self.methods]
         dup = sorted({t for t in tags if tags.count(t) > 1})
         if dup:
@@ -284,6 +294,23 @@ class StudyConfig(_Strict):
 
     def retrain_recipe(self) -> TrainConfig:
         return self.retrain if self.retrain is not None else self.train
+
+    def pipelines(self) -> list[tuple[MethodSpec, str, TrainConfig]]:
+        """(method, row label, its retraining recipe) of every compared pipeline: each method with its own recipe
+        changes, once per value of the retraining-LR axis (label ``<tag>-lr<LR>``) when there is one."""
+        out = []
+        for m in self.methods:
+            base = self.retrain_recipe()
+            if m.retrain:
+                try:
+                    base = TrainConfig(**{**base.model_dump(), **m.retrain})
+                except ValueError as e:
+                    raise UserError(f"methods ({m.tag}).retrain: {' '.join(str(e).split())[:300]}") from None
+            if self.retrain_lrs is None:
+                out.append((m, m.tag, base))
+            else:
+                out.extend((m, f"{m.tag}-lr{lr:g}", base.model_copy(update={"lr": float(lr)})) for lr in self.retrain_lrs)
+        return out
 
     def retrain_flags(self) -> list[bool]:
         """Which ratios (by position) are followed by retraining: ``cycles`` of them, evenly spread, last included."""

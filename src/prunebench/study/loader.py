@@ -96,6 +96,13 @@ def check_names(cfg: StudyConfig, where: str = "config") -> None:
     need(MODELS, cfg.model.name, "model.name")
     need(DATASETS, cfg.dataset.name, "dataset.name")
     for i, m in enumerate(cfg.methods):
+        if m.retrain and "seed" in m.retrain:
+            raise UserError(f"{where}: methods[{i}].retrain.seed: seeds are set per repetition; remove it")
+    try:
+        cfg.pipelines()
+    except UserError as err:
+        raise UserError(f"{where}: {err}") from None
+    for i, m in enumerate(cfg.methods):
         need(METHODS, m.name, f"methods[{i}].name")
         problem = check_method_options(m.name, m.options)
         if problem:

@@ -117,7 +117,6 @@ def plan(cfg: StudyConfig, info: Any) -> list[Cell]:
     run_common = {"data": ds, "model": {"name": cfg.model.name, "kwargs": kwargs}}
     seeds = cfg.seed_list()
     ratios, retrain_flags = cfg.ratio_list(), cfg.retrain_flags()
-    retrain = cfg.retrain_recipe()
     cells: list[Cell] = []
 
     parents: list[Cell] = []
@@ -135,14 +134,14 @@ def plan(cfg: StudyConfig, info: Any) -> list[Cell]:
         cells.append(parent)
         cells.extend(evals(parent, rep))
     for rep, (parent, seed) in enumerate(zip(parents, seeds, strict=True)):
-        for m in cfg.methods:
+        for m, tag, retrain in cfg.pipelines():
             prev = parent
             for step, (ratio, do_retrain) in enumerate(zip(ratios, retrain_flags, strict=True), start=1):
                 start = prev if cfg.mode == "cascade" else parent
                 conf = {"kind": "prune", "from": start.key, "method": m.name, "options": non_default_options(m.name, m.options),
                         "ratio": ratio, "selection": dict(cfg.selection), "seed": seed,
                         "retrain": retrain.model_copy(update={"seed": seed}).model_dump(mode="json") if do_retrain else None}
-                labels = {"method": m.tag, "method_name": m.name, "rep": rep, "cycle": step if cfg.mode == "cascade" else 1,
+                labels = {"method": tag, "method_name": m.name, "rep": rep, "cycle": step if cfg.mode == "cascade" else 1,
                           "target_ratio": ratio, "retrained": do_retrain, "seed": seed, **method_kind(m.name)}
                 cell = Cell(cell_key("prune", conf), "prune", conf, (start.key,), labels, run_common)
                 cells.append(cell)
