@@ -55,7 +55,7 @@ def run_cell(cell: dict[str, Any], run_dir: str, device: str, progress: bool = F
     c = Cell.from_json(cell)
     t0 = time.perf_counter()
     try:
-        work = {"train": _train, "prune": _prune, "sparse": _sparse, "eval": _eval}[c.kind]
+        work = {"train": _train, "prune": _prune, "sparse": _sparse, "scratch": _scratch, "eval": _eval}[c.kind]
         metrics = work(c, Path(run_dir), torch.device(device), progress)
         return {"key": c.key, "status": "done", "metrics": metrics, "seconds": time.perf_counter() - t0}
     except Exception as e:  # noqa: BLE001  (a failed cell is recorded; independent cells go on)
@@ -177,6 +177,12 @@ def _sparse(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dic
             "layer_densities": state.layer_densities(), "initial_layer_densities": initial,
             "mask_updates": None if dst is None else {"updates": len(dst), "moved": sum(h["moved"] for h in dst)},
             "compute": stage("sparse-train", result, recipe, flops_during), "sha256": file_sha256(path)}
+
+
+def _scratch(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict[str, Any]:
+    from prunebench.study.scratch import run_scratch
+
+    return run_scratch(c, run_dir, device, progress)
 
 
 def _eval(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict[str, Any]:

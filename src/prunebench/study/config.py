@@ -190,6 +190,10 @@ class StudyConfig(_Strict):
     ratios: RatioSpec
     retrain_lrs: tuple[float, ...] | None = Field(None, description="retraining-LR axis: every method is retrained "
                                                   "at each of these initial LRs, each a pipeline <method>-lr<LR>")
+    scratch: tuple[Literal["S3", "SX-A", "SX-B"], ...] | None = Field(
+        None, description="scratch baselines after every retrained prune step: the pruned architecture from a fresh "
+                          "initialisation, epochs per comparison setup (S3: retraining epochs; SX-A: total epochs; "
+                          "SX-B: total FLOPs)")
     cycles: int | None = Field(None, ge=0, description="how many ratios are followed by retraining (evenly spread, "
                                                        "the last always); null = all")
     mode: Literal["cascade", "oneshot", "sparse-train"] = Field("cascade", description="cascade: prune the previous "
@@ -281,6 +285,8 @@ class StudyConfig(_Strict):
         if any(r <= 0 for r in ratios):
             raise ValueError(f"ratios: {ratios} are sparsities in sparse-train mode and must be > 0 (the dense "
                              "reference of every size is always trained)")
+        if self.scratch:
+            raise ValueError("scratch: baselines of pruned models; a sparse-train study trains from scratch already")
         if self.retrain is not None or self.cycles is not None:
             raise ValueError("retrain / cycles: sparse-train mode has no retraining (every run uses the train recipe); "
                              "remove them")

@@ -55,6 +55,8 @@ class Cell:
             return f"train parent rep {lab.get('rep', 0)}"
         if self.kind == "sparse":
             return f"sparse {lab.get('method')} rep {lab.get('rep')} at sparsity {lab.get('target_ratio'):.3f}"
+        if self.kind == "scratch":
+            return f"scratch {lab.get('method')} rep {lab.get('rep')} at {lab.get('target_ratio'):.3f}"
         if self.kind == "prune":
             return f"prune {lab.get('method')} rep {lab.get('rep')} -> {lab.get('target_ratio'):.3f}"
         return f"eval {self.config.get('evaluator')} on {lab.get('model_label', self.config.get('model'))}"
@@ -80,6 +82,8 @@ def defaults_for(kind: str, config: dict[str, Any] | None = None) -> dict[str, A
     if kind == "sparse":
         return {"data": _data_defaults(), "train": _train_defaults(), "criterion_options": {}, "scheme_options": {},
                 "update": None, "exact": True, "selection": {}, "grad_samples": 256}
+    if kind == "scratch":
+        return {"train": _train_defaults()}
     if kind == "eval":  # the config holds the evaluator's non-default options only (EvaluatorSpec.non_default)
         return {"options": {}, "seed": 0, "test_limit": None, "max_samples": None}
     raise ValueError(f"unknown cell kind {kind!r}")
@@ -105,6 +109,7 @@ def plan(cfg: StudyConfig, info: Any) -> list[Cell]:
     by its evals, so that a partial run already holds complete rows.
     """
     from prunebench.study.pruning_step import method_kind, non_default_options
+    from prunebench.study.scratch import scratch_config
 
     if cfg.mode == "sparse-train":
         from prunebench.study.sparse_plan import plan_sparse
@@ -135,6 +140,7 @@ def plan(cfg: StudyConfig, info: Any) -> list[Cell]:
         cells.extend(evals(parent, rep))
     for rep, (parent, seed) in enumerate(zip(parents, seeds, strict=True)):
         for m, tag, retrain in cfg.pipelines():
+            step_epochs = [int(f) for f in retrain_flags]  # retrained steps (x retrain.epochs each)
             prev = parent
             for step, (ratio, do_retrain) in enumerate(zip(ratios, retrain_flags, strict=True), start=1):
                 start = prev if cfg.mode == "cascade" else parent
@@ -146,6 +152,14 @@ def plan(cfg: StudyConfig, info: Any) -> list[Cell]:
                 cell = Cell(cell_key("prune", conf), "prune", conf, (start.key,), labels, run_common)
                 cells.append(cell)
                 cells.extend(evals(cell, rep))
+                retrained = step_epochs[: step] if cfg.mode == "cascade" else step_epochs[step - 1: step]
+                for setup in (cfg.scratch or ()) if do_retrain else ():
+                    conf = scratch_config(setup, cell.key, parents[rep].config["train"], cfg.train.epochs,
+                                          sum(retrained) * retrain.epochs, retrain.epochs, seed)
+                    lab = {**labels, "method": f"{tag}-scratch-{setup}", "scratch": setup}
+                    sc = Cell(cell_key("scratch", conf), "scratch", conf, (cell.key,), lab, run_common)
+                    cells.append(sc)
+                    cells.extend(evals(sc, rep))
                 prev = cell
     _check_unique(cells)
     return cells

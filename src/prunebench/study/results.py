@@ -23,7 +23,7 @@ BASE_FIELDS = ("model_key", "kind", "method", "rep", "cycle", "target_ratio", "p
 EXTRA_FIELDS = ("retrained", "seed", "structured", "baseline")
 # sparse-train studies (labels): the run (criterion x scheme x update) and model size; metrics: gradient
 # norm at initialisation and the realised per-layer densities
-SPARSE_LABELS = ("run", "size", "criterion", "scheme", "update")
+SPARSE_LABELS = ("run", "size", "criterion", "scheme", "update", "scratch")  # (+ scratch baselines: their setup)
 SPARSE_METRICS = ("grad_norm_init", "layer_densities")
 # compute accounting (study/compute.py): the whole pipeline of the row, parent training included
 BUDGET_COLUMNS = ("budget_epochs", "budget_steps", "budget_images", "budget_train_flops")

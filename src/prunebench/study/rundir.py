@@ -163,6 +163,7 @@ class CellFailure:
         what = {"train": f"train rep {lab.get('rep')}",
                 "prune": f"prune {lab.get('method')} {lab.get('target_ratio')} rep {lab.get('rep')}",
                 "sparse": f"sparse {lab.get('method')} {lab.get('target_ratio')} rep {lab.get('rep')}",
+                "scratch": f"scratch {lab.get('method')} {lab.get('target_ratio')} rep {lab.get('rep')}",
                 "eval": f"eval {lab.get('evaluator')} of {lab.get('method', 'parent')} {lab.get('target_ratio', '')} "
                         f"rep {lab.get('rep')}".replace("  ", " ")}.get(self.kind, self.kind)
         return f"{what} [{self.key}]"
