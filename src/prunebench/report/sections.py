@@ -101,6 +101,19 @@ def overview(rows: Sequence[Row], an: A.Analysis, run_dir: str, config: Mapping 
         + (f" (no results for {', '.join(missing)}: see Incomplete study)" if missing else "")
         + f", {len(an.distributions)} test distribution(s)"
         + (f"; {what}" if what else "") + f". Prune-potential tolerance delta = {pct(an.delta)}%.")]
+    if is_sparse_study(rows):
+        pass  # one recipe for every run by construction
+    elif cfg.get("setup"):
+        from prunebench.study.setups import SETUPS, describe
+
+        setup = str(cfg["setup"])
+        blocks.append(Text(f"Comparison setup {setup} (Wang et al. 2023): "
+                           f"{describe(setup) if setup in SETUPS else 'unknown to this prunebench'}; checked "
+                           "before any cell ran. The compute budget of every pipeline is in 'Model size and cost'.",
+                           "finding"))
+    else:
+        blocks.append(Text("No comparison setup declared: compare pipelines only with their compute budgets (in "
+                           "'Model size and cost') in view.", "note"))
     if is_sparse_study(rows):  # the prune-retrain findings do not apply; its own verdicts lead the next section
         blocks.append(Text("A sparse-training study (mode: sparse-train): the random-pruning findings and their "
                            "verdicts are in 'Sparse training from scratch' below; prune potential below treats each "

@@ -190,6 +190,8 @@ class StudyConfig(_Strict):
     ratios: RatioSpec
     retrain_lrs: tuple[float, ...] | None = Field(None, description="retraining-LR axis: every method is retrained "
                                                   "at each of these initial LRs, each a pipeline <method>-lr<LR>")
+    setup: str | None = Field(None, description="declared comparison setup (Wang et al. 2023): S1, S2, S3.1, S3.2, "
+                                                "S4.1, S4.2, SX-A, SX-B; checked before any cell runs")
     scratch: tuple[Literal["S3", "SX-A", "SX-B"], ...] | None = Field(
         None, description="scratch baselines after every retrained prune step: the pruned architecture from a fresh "
                           "initialisation, epochs per comparison setup (S3: retraining epochs; SX-A: total epochs; "
@@ -227,6 +229,15 @@ class StudyConfig(_Strict):
             v["retrain"] = None
         elif isinstance(retrain, Mapping) and isinstance(train, Mapping):
             v["retrain"] = {**train, **retrain}  # a fine-tune recipe = the training recipe with these changes
+        return v
+
+    @field_validator("setup")
+    @classmethod
+    def _setup(cls, v: str | None) -> str | None:
+        from prunebench.study.setups import SETUPS
+
+        if v is not None and v not in SETUPS:
+            raise ValueError(f"unknown comparison setup {v!r}; choose one of {', '.join(SETUPS)} (Wang et al. 2023)")
         return v
 
     @field_validator("name")

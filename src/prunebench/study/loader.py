@@ -102,6 +102,9 @@ def check_names(cfg: StudyConfig, where: str = "config") -> None:
         cfg.pipelines()
     except UserError as err:
         raise UserError(f"{where}: {err}") from None
+    from prunebench.study.setups import check_setup
+
+    check_setup(cfg, where)
     for i, m in enumerate(cfg.methods):
         need(METHODS, m.name, f"methods[{i}].name")
         problem = check_method_options(m.name, m.options)
