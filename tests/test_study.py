@@ -54,7 +54,7 @@ def run_copy(smoke_run, tmp_path: Path) -> Path:
 def test_smoke_study_end_to_end(smoke_run) -> None:
     run, summary, rows = smoke_run
     n_methods, n_ratios = len(SMOKE["methods"]), len(SMOKE["ratios"])
-    assert summary.executed_kinds() == {"train": 1, "prune": n_methods * n_ratios, "sparse": 0,
+    assert summary.executed_kinds() == {"train": 1, "prune": n_methods * n_ratios, "sparse": 0, "scratch": 0,
                                         "eval": (1 + n_methods * n_ratios) * 2}
     assert len(rows) == 1 + n_methods * n_ratios
     parent = [r for r in rows if r["kind"] == "parent"]
@@ -175,7 +175,8 @@ def test_adding_an_evaluator_only_evaluates(smoke_run, run_copy: Path) -> None:
     with ResultStore(run_copy / "results.sqlite") as store:
         models_before = {r.key: r.created for r in store.records() if r.kind != "eval"}
     summary = run_study(smoke(evaluation={"suite": suite}), run_copy, progress=False)
-    assert summary.executed_kinds() == {"train": 0, "prune": 0, "sparse": 0, "eval": len(smoke_run[2])}
+    assert summary.executed_kinds() == {"train": 0, "prune": 0, "sparse": 0, "scratch": 0,
+                                        "eval": len(smoke_run[2])}
     with ResultStore(run_copy / "results.sqlite") as store:
         assert {r.key: r.created for r in store.records() if r.kind != "eval"} == models_before
     rows, old = strip(load_results(run_copy)), strip(smoke_run[2])

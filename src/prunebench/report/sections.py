@@ -304,6 +304,9 @@ def build_document(rows: Sequence[Row], an: A.Analysis, run_dir: str, config: Ma
                 accuracy_section(rows, an, colors), excess_section(an, colors),
                 Section("cost", "Model size and cost", [cost_summary(rows, an.reference), cost_rows(rows, an.reference),
                                                         *filter(None, [budget_table(rows)])])]
+    from prunebench.report.trainability import trainability_section
+
+    sections.extend(filter(None, [trainability_section(rows, colors)]))
     if who is not None:  # a WhoPays of the run (per-class Delta, PIEs)
         from prunebench.report.whopays import who_pays_section
 

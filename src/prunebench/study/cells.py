@@ -23,6 +23,7 @@ import torch
 from prunebench.data.split import VAL_FRACTION
 from prunebench.study.compute import no_training, stage
 from prunebench.study.rundir import CACHE, checkpoint_path
+from prunebench.study.trainability import jacobian_stats, trainability_accuracy
 from prunebench.tolerances import INFERENCE_BATCH
 
 _DATA: dict[str, Any] = {}  # per-process dataset cache (spec JSON -> Dataset)
@@ -118,12 +119,15 @@ def _prune(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict
     summary = None
     history: list[dict[str, float]] = []
     compute = no_training("retrain")
+    trainability: dict[str, Any] = {"jacobian_pruned": jacobian_stats(model, data, device)}
     if conf["retrain"] is not None:
         recipe = TrainConfig(**conf["retrain"])
         flops_during = efficiency(model, state, data.info, device)["flops_effective"]  # the pruned network
         result = train(model, data, recipe, device=device, callbacks=[state], progress=progress, desc=c.describe())
         summary, history = _train_summary(result), result.history
         compute = stage("retrain", result, recipe, flops_during)
+        trainability.update(trainability_acc=trainability_accuracy(history, recipe),
+                            jacobian_retrained=jacobian_stats(model, data, device))
     state.apply()
     state.verify(model)
     meta = _meta(c, src.meta.get("model_kwargs", {}), c.run["data"], seed=conf["seed"], method=conf["method"],
@@ -131,7 +135,7 @@ def _prune(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict
     path = save_checkpoint(checkpoint_path(run_dir, c.key), model, meta, masks=dict(state.masks))
     return {"prune_ratio": state.prune_ratio(), "prune_ratio_before_retrain": before,
             **efficiency(model, state, data.info, device), "train": summary, "compute": compute,
-            "sha256": file_sha256(path)}
+            "trainability": trainability, "sha256": file_sha256(path)}
 
 
 def _sparse(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict[str, Any]:

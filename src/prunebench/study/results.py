@@ -148,6 +148,15 @@ def _model_row(cell: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
         row.update(_method_kind(lab))
     row.update({k: lab[k] for k in SPARSE_LABELS if k in lab})
     row.update({k: metrics[k] for k in SPARSE_METRICS if k in metrics})
+    stage = metrics.get("compute") or {}
+    if not parent and stage.get("schedule"):
+        row["retrain_lr"] = stage["schedule"]["lr"]  # the initial LR of this model's (re)training
+    if not parent and "method_name" in lab:
+        row["method_name"] = lab["method_name"]
+    tr = metrics.get("trainability") or {}
+    row["trainability_acc"] = tr.get("trainability_acc")
+    for when in ("pruned", "retrained"):  # jac_sv_mean_pruned, jac_cond_retrained, ...
+        row.update({f"{k}_{when}": v for k, v in (tr.get(f"jacobian_{when}") or {}).items()})
     row["_sha"] = metrics.get("sha256")
     return row
 

@@ -61,6 +61,7 @@ def run_scratch(c: Any, run_dir: Path, device: torch.device, progress: bool) -> 
     from prunebench.study.compute import stage
     from prunebench.study.pruning_step import efficiency
     from prunebench.study.rundir import checkpoint_path
+    from prunebench.study.trainability import jacobian_stats, trainability_accuracy
     from prunebench.training import TrainConfig, train
 
     conf = c.config
@@ -77,6 +78,7 @@ def run_scratch(c: Any, run_dir: Path, device: torch.device, progress: bool) -> 
         exact = sxb_epochs(conf["k1"], eff["flops_dense"], eff["flops_effective"], conf["k2"])
         epochs = max(1, int(exact + 0.5))
     recipe = TrainConfig(**scratch_recipe(conf["train"], epochs, conf["seed"]))
+    jac0 = jacobian_stats(model, data, device)
     result = train(model, data, recipe, device=device, callbacks=[state], progress=progress, desc=c.describe())
     state.apply()
     state.verify(model)
@@ -85,4 +87,7 @@ def run_scratch(c: Any, run_dir: Path, device: torch.device, progress: bool) -> 
     path = save_checkpoint(checkpoint_path(run_dir, c.key), model, meta, masks=dict(state.masks))
     return {"prune_ratio": state.prune_ratio(), **efficiency(model, state, data.info, device),
             "train": _train_summary(result), "scratch_epochs": epochs, "scratch_epochs_exact": exact,
-            "compute": stage("scratch", result, recipe, eff["flops_effective"]), "sha256": file_sha256(path)}
+            "compute": stage("scratch", result, recipe, eff["flops_effective"]),
+            "trainability": {"jacobian_pruned": jac0, "trainability_acc": trainability_accuracy(result.history, recipe),
+                             "jacobian_retrained": jacobian_stats(model, data, device)},
+            "sha256": file_sha256(path)}
