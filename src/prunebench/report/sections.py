@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from prunebench import analysis as A
+from prunebench.analysis.fairness import is_fair_study
 from prunebench.analysis.sparse import is_sparse_study
 from prunebench.evaluation.registry import EVALUATORS, EvaluatorSpec
 from prunebench.report import plots as P
@@ -300,6 +301,10 @@ def build_document(rows: Sequence[Row], an: A.Analysis, run_dir: str, config: Ma
         from prunebench.report.sparse import sparse_section
 
         sections.append(sparse_section(rows, an))
+    elif is_fair_study(rows):  # a retraining-LR sweep or scratch baselines (Wang et al. 2023)
+        from prunebench.report.fairness import fairness_section
+
+        sections.append(fairness_section(rows, an))
     sections += [decisions_section(an), prune_potential_section(an, colors),
                 accuracy_section(rows, an, colors), excess_section(an, colors),
                 Section("cost", "Model size and cost", [cost_summary(rows, an.reference), cost_rows(rows, an.reference),

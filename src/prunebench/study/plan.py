@@ -147,16 +147,20 @@ def plan(cfg: StudyConfig, info: Any) -> list[Cell]:
                 conf = {"kind": "prune", "from": start.key, "method": m.name, "options": non_default_options(m.name, m.options),
                         "ratio": ratio, "selection": dict(cfg.selection), "seed": seed,
                         "retrain": retrain.model_copy(update={"seed": seed}).model_dump(mode="json") if do_retrain else None}
-                labels = {"method": tag, "method_name": m.name, "rep": rep, "cycle": step if cfg.mode == "cascade" else 1,
+                labels = {"method": tag, "method_name": m.name, "pipeline": m.tag, "rep": rep,
+                          "cycle": step if cfg.mode == "cascade" else 1,
                           "target_ratio": ratio, "retrained": do_retrain, "seed": seed, **method_kind(m.name)}
                 cell = Cell(cell_key("prune", conf), "prune", conf, (start.key,), labels, run_common)
                 cells.append(cell)
                 cells.extend(evals(cell, rep))
                 retrained = step_epochs[: step] if cfg.mode == "cascade" else step_epochs[step - 1: step]
-                for setup in (cfg.scratch or ()) if do_retrain else ():
+                # one-shot masks do not depend on the retraining LR: one scratch baseline per method, not per LR
+                first_lr = cfg.mode == "cascade" or not cfg.retrain_lrs or retrain.lr == cfg.retrain_lrs[0]
+                for setup in (cfg.scratch or ()) if do_retrain and first_lr else ():
                     conf = scratch_config(setup, cell.key, parents[rep].config["train"], cfg.train.epochs,
                                           sum(retrained) * retrain.epochs, retrain.epochs, seed)
-                    lab = {**labels, "method": f"{tag}-scratch-{setup}", "scratch": setup}
+                    name = tag if cfg.mode == "cascade" or not cfg.retrain_lrs else m.tag
+                    lab = {**labels, "method": f"{name}-scratch-{setup}", "scratch": setup}
                     sc = Cell(cell_key("scratch", conf), "scratch", conf, (cell.key,), lab, run_common)
                     cells.append(sc)
                     cells.extend(evals(sc, rep))

@@ -23,7 +23,8 @@ BASE_FIELDS = ("model_key", "kind", "method", "rep", "cycle", "target_ratio", "p
 EXTRA_FIELDS = ("retrained", "seed", "structured", "baseline")
 # sparse-train studies (labels): the run (criterion x scheme x update) and model size; metrics: gradient
 # norm at initialisation and the realised per-layer densities
-SPARSE_LABELS = ("run", "size", "criterion", "scheme", "update", "scratch")  # (+ scratch baselines: their setup)
+LABEL_FIELDS = ("run", "size", "criterion", "scheme", "update",  # sparse-train runs
+                "scratch", "pipeline")  # scratch baselines: their setup; pruned rows: the method's tag without the LR
 SPARSE_METRICS = ("grad_norm_init", "layer_densities")
 # compute accounting (study/compute.py): the whole pipeline of the row, parent training included
 BUDGET_COLUMNS = ("budget_epochs", "budget_steps", "budget_images", "budget_train_flops")
@@ -146,11 +147,12 @@ def _model_row(cell: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
     row["retrained"], row["seed"] = lab.get("retrained", True), lab.get("seed")
     if not parent:
         row.update(_method_kind(lab))
-    row.update({k: lab[k] for k in SPARSE_LABELS if k in lab})
+    row.update({k: lab[k] for k in LABEL_FIELDS if k in lab})
     row.update({k: metrics[k] for k in SPARSE_METRICS if k in metrics})
     stage = metrics.get("compute") or {}
     if not parent and stage.get("schedule"):
         row["retrain_lr"] = stage["schedule"]["lr"]  # the initial LR of this model's (re)training
+        row["retrain_epochs"] = stage.get("epochs")
     if not parent and "method_name" in lab:
         row["method_name"] = lab["method_name"]
     tr = metrics.get("trainability") or {}
