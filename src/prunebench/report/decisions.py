@@ -2,6 +2,7 @@
 intervals and per-ratio verdicts, and each distribution's resolution and flags (greyed out when flagged)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from prunebench import analysis as A
@@ -13,6 +14,12 @@ STYLE = {"holds": "finding", "does not hold": "finding fails", "inconclusive": "
 
 def pct(x: float | None, digits: int = 1) -> str:
     return "-" if x is None else f"{100 * x:.{digits}f}"
+
+
+def verdict_blocks(findings: Sequence[Any], level: float) -> list[Text]:
+    """One coloured paragraph per finding of a study-specific analysis (sparse training, fair comparisons)."""
+    return [Text(f"Finding ({f.name}): {f.claim}. Verdict at {100 * level:g}% confidence: {f.verdict}: "
+                 f"{f.text.rstrip('.')}.", STYLE[f.verdict]) for f in findings]
 
 
 def finding_blocks(an: A.Analysis) -> list[Any]:

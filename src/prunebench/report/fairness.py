@@ -8,7 +8,7 @@ from typing import Any
 from prunebench import analysis as A
 from prunebench.analysis.fairness import analyze_fairness
 from prunebench.report.content import Section, Table, Text
-from prunebench.report.decisions import STYLE
+from prunebench.report.decisions import verdict_blocks
 
 Row = Mapping[str, Any]
 
@@ -29,9 +29,7 @@ def fairness_section(rows: Sequence[Row], an: A.Analysis) -> Section:
         "better retraining. Delta = err(model) - err(parent) on the same test examples; the scratch baselines train "
         "the pruned architecture from a fresh initialisation (S3: the retraining epochs; SX-A: the same total "
         "epochs; SX-B: the same total FLOPs). Budgets per pipeline are in 'Model size and cost'.")]
-    for f in fa.findings:
-        blocks.append(Text(f"Finding ({f.name}): {f.claim}. Verdict at {100 * fa.level:g}% confidence: {f.verdict}: "
-                           f"{f.text}.", STYLE[f.verdict]))
+    blocks += verdict_blocks(fa.findings, fa.level)
     ratios = sorted({float(r["target_ratio"]) for r in rows if r.get("kind") == "pruned"})
     scratch = sorted({(str(r["pipeline"]), str(r["scratch"]), str(r["method"])) for r in rows
                       if r.get("kind") == "pruned" and r.get("scratch") and r.get("pipeline")})

@@ -15,7 +15,7 @@ from prunebench.analysis.paired import Interval
 from prunebench.analysis.sparse import SparseAnalysis, analyze_sparse
 from prunebench.report import plots as P
 from prunebench.report.content import Image, Section, Table, Text
-from prunebench.report.decisions import STYLE
+from prunebench.report.decisions import verdict_blocks
 
 Row = Mapping[str, Any]
 
@@ -151,9 +151,7 @@ def sparse_section(rows: Sequence[Row], an: A.Analysis) -> Section:
         "chooses which weights, a layer-wise scheme how many) and trains with the dense model's recipe and seed; "
         "static masks stay fixed (re-applied after every optimizer step, verified before saving), dynamic ones (SET, "
         "RigL) move with the number of active weights constant. Each size has its own dense reference.")]
-    for f in sa.findings:
-        blocks.append(Text(f"Finding ({f.name}): {f.claim}. Verdict at {100 * sa.level:g}% confidence: {f.verdict}: "
-                           f"{f.text}", STYLE[f.verdict]))
+    blocks += verdict_blocks(sa.findings, sa.level)
     if not an.decisions.available:
         blocks.append(Text(an.decisions.note, "note"))
     blocks.append(Image(accuracy_figure(sa, colors), f"{sa.reference} accuracy vs sparsity per model size; dashed: the "
