@@ -217,3 +217,26 @@ def test_parent_tensors_that_do_not_fit(edit, message: str, tmp_path: Path, caps
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_module_factory_is_keyed_by_its_source_and_gets_the_geometry_it_names(tmp_path: Path, monkeypatch) -> None:
+    """``package.module:function``: hashed by ``inspect.getsource`` of the module; geometry passed only
+    when the signature names it (``image_size`` here; ``**kwargs`` receives none)."""
+    from prunebench.models.factory import accepted_geometry
+    from prunebench.study.cells import get_dataset
+    from prunebench.study.plan import plan
+
+    pkg = tmp_path / "pb14pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    src = MODEL_SRC + "\n\ndef sized(in_channels, num_classes, image_size, **rest):\n    assert image_size == 28\n" \
+                      "    return CatNet(in_channels, num_classes, 4)\n"
+    (pkg / "nets.py").write_text(src)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = load_config({**CONFIG, "parent": None, "model": {"factory": "pb14pkg.nets:sized"}})
+    cells = plan(cfg, get_dataset(cfg.dataset.model_dump(mode="json")).info)
+    train = next(c for c in cells if c.kind == "train")
+    assert train.config["model"]["factory"] == {"function": "sized", "sha256": hashlib.sha256(src.encode()).hexdigest()}
+    assert train.run["model"]["kwargs"] == {"in_channels": 1, "num_classes": 10, "image_size": 28}
+    assert train.run["model"]["factory"] == "pb14pkg.nets:sized" and "train" in train.config
+    assert accepted_geometry("pb14pkg.nets:make", {"in_channels": 1, "image_size": 28, "width": 1.0}) == {"in_channels": 1}
