@@ -240,3 +240,29 @@ def test_module_factory_is_keyed_by_its_source_and_gets_the_geometry_it_names(tm
     assert train.run["model"]["kwargs"] == {"in_channels": 1, "num_classes": 10, "image_size": 28}
     assert train.run["model"]["factory"] == "pb14pkg.nets:sized" and "train" in train.config
     assert accepted_geometry("pb14pkg.nets:make", {"in_channels": 1, "image_size": 28, "width": 1.0}) == {"in_channels": 1}
+
+
+def test_zoo_model_with_a_prunebench_checkpoint_as_parent(tmp_path: Path, capsys) -> None:
+    """A prunebench checkpoint (metadata and all) is a valid given parent of a zoo model; a pruned
+    one (it holds masks) is refused before anything is written."""
+    from prunebench.models import create_model
+    from prunebench.store import save_checkpoint
+    from prunebench.study.results import load_results
+
+    torch.manual_seed(7)
+    lenet = create_model("lenet5", in_channels=1, num_classes=10, image_size=28)
+    ck = save_checkpoint(tmp_path / "lenet.safetensors", lenet, {"model": "lenet5", "model_kwargs": {}})
+    cfg = {"name": "zoo-parent", "model": "lenet5", "parent": str(ck), "device": "cpu", "methods": ["wt"],
+           "ratios": [0.5], "dataset": {"name": "fashion-mnist", "train_limit": 300, "test_limit": 100},
+           "train": {"epochs": 1, "batch_size": 64}}
+    summary = run_study(cfg, tmp_path / "run", progress=False)
+    assert summary.ok and summary.executed_kinds() == {"train": 1, "prune": 1, "eval": 2}
+    parent = next(r for r in load_results(tmp_path / "run") if r["kind"] == "parent")
+    saved = load_checkpoint(checkpoint_path(tmp_path / "run", parent["model_key"])).model.state_dict()
+    assert all(torch.equal(saved[k], v) for k, v in lenet.state_dict().items())
+    masked = save_checkpoint(tmp_path / "pruned.safetensors", lenet, {"model": "lenet5", "model_kwargs": {}},
+                             masks={"7.weight": torch.ones_like(lenet.state_dict()["7.weight"], dtype=torch.bool)})
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({**cfg, "parent": str(masked)}))
+    assert main(["run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert "is a pruned checkpoint (it holds pruning masks)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -83,10 +83,8 @@ def load_parent_state(path: str, model: nn.Module) -> dict[str, torch.Tensor]:
     want = model.state_dict()
     missing = [k for k in want if k not in tensors]
     if missing:
-        raise UserError(f"parent {path} lacks tensor {missing[0]!r} (model shape {list(want[missing[0]].shape)}) "
-                        f"and {len(missing) - 1} more; save the weights of this very model (model.state_dict())"
-                        if len(missing) > 1 else
-                        f"parent {path} lacks tensor {missing[0]!r} (model shape {list(want[missing[0]].shape)}); "
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise UserError(f"parent {path} lacks tensor {missing[0]!r} (model shape {list(want[missing[0]].shape)}){more}; "
                         "save the weights of this very model (model.state_dict())")
     extra = [k for k in tensors if k not in want]
     if extra:
