@@ -51,7 +51,7 @@ def test_from_tensors_splits_and_normalizes(arrays) -> None:
 def test_run_study_in_memory_returns_rows_and_resumes(arrays, tmp_path: Path) -> None:
     data = from_tensors(*arrays)
     summary = prunebench.run_study(CONFIG, tmp_path / "run", model=small_net, data=data, progress=False)
-    assert summary.ok and summary.executed_kinds() == {"train": 1, "prune": 1, "eval": 2}
+    assert summary.ok and {k: n for k, n in summary.executed_kinds().items() if n} == {"train": 1, "prune": 1, "eval": 2}
     rows = summary.rows()
     assert sorted(r["method"] for r in rows) == ["parent", "wt"]
     assert all(0 <= r["nominal/acc/nominal"] <= 1 for r in rows)

@@ -185,6 +185,7 @@ def _bad_cases() -> list[tuple[str, dict, str]]:
         ("neither", change(model={"kwargs": {}}), "not neither"),
         ("parent missing", change(parent="weights/none.safetensors"), "parent: file not found"),
         ("parent not safetensors", change(parent="catnet.py"), "is not a safetensors file"),
+        ("parent and scratch", change(scratch=["S3"]), "scratch baselines are sized by the parent's training epochs"),
         ("parent shape", change(model={**model, "kwargs": {"hidden": 4}}),
          "tensor 'a.weight' has shape [6, 1, 3, 3] but the model's is [4, 1, 3, 3]"),
     ]
@@ -256,7 +257,7 @@ def test_zoo_model_with_a_prunebench_checkpoint_as_parent(tmp_path: Path, capsys
            "ratios": [0.5], "dataset": {"name": "fashion-mnist", "train_limit": 300, "test_limit": 100},
            "train": {"epochs": 1, "batch_size": 64}}
     summary = run_study(cfg, tmp_path / "run", progress=False)
-    assert summary.ok and summary.executed_kinds() == {"train": 1, "prune": 1, "eval": 2}
+    assert summary.ok and {k: n for k, n in summary.executed_kinds().items() if n} == {"train": 1, "prune": 1, "eval": 2}
     parent = next(r for r in load_results(tmp_path / "run") if r["kind"] == "parent")
     saved = load_checkpoint(checkpoint_path(tmp_path / "run", parent["model_key"])).model.state_dict()
     assert all(torch.equal(saved[k], v) for k, v in lenet.state_dict().items())
@@ -266,3 +267,17 @@ def test_zoo_model_with_a_prunebench_checkpoint_as_parent(tmp_path: Path, capsys
     assert main(["run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     assert "is a pruned checkpoint (it holds pruning masks)" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_user_model_with_scratch_baseline_and_trained_parent(tmp_path: Path) -> None:
+    """Without a parent the factory's model is trained as usual, and a scratch baseline rebuilds it from the factory."""
+    from prunebench.study.results import load_results
+
+    cfg = write_study(tmp_path / "p", {**CONFIG, "parent": None, "methods": ["wt"], "repetitions": 1,
+                                       "evaluation": {"suite": []}, "scratch": ["S3"]})
+    summary = run_study(cfg, tmp_path / "run", progress=False)
+    assert summary.ok and {k: n for k, n in summary.executed_kinds().items() if n} == {"train": 1, "prune": 1,
+                                                                                      "scratch": 1, "eval": 3}
+    train = next(c for c in summary.cells if c.kind == "train")
+    assert "train" in train.config and "parent" not in train.config
+    assert sorted(r["method"] for r in load_results(tmp_path / "run")) == ["parent", "wt", "wt-scratch-S3"]

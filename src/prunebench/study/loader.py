@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from prunebench.data.tensors import MEMORY
 from prunebench.errors import UserError
 from prunebench.study.config import StudyConfig
-from prunebench.study.usermodel import resolve_paths
+from prunebench.study.usermodel import check_supported, resolve_paths
 from prunebench.training.config import TrainConfig
 
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"  # the bundled study configs, shipped with the package
@@ -99,6 +99,10 @@ def check_names(cfg: StudyConfig, where: str = "config") -> None:
         need(MODELS, cfg.model.name, "model.name")
     if not cfg.dataset.name.startswith(MEMORY):  # a Dataset handed to run_study(data=...)
         need(DATASETS, cfg.dataset.name, "dataset.name")
+    try:
+        check_supported(cfg)  # a factory / given parent with sparse-train or scratch baselines
+    except UserError as e:
+        raise UserError(f"{where}: {e}") from None
     for i, m in enumerate(cfg.methods):
         if m.retrain and "seed" in m.retrain:
             raise UserError(f"{where}: methods[{i}].retrain.seed: seeds are set per repetition; remove it")

@@ -116,9 +116,8 @@ def plan(cfg: StudyConfig, info: Any) -> list[Cell]:
     from prunebench.study.given_parent import train_cell
     from prunebench.study.pruning_step import method_kind, non_default_options
     from prunebench.study.scratch import scratch_config
-    from prunebench.study.usermodel import check_supported, model_entries
+    from prunebench.study.usermodel import model_entries
 
-    check_supported(cfg)
     if cfg.mode == "sparse-train":
         from prunebench.study.sparse_plan import plan_sparse
 

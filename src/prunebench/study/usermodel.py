@@ -28,10 +28,10 @@ from prunebench.models.factory import accepted_geometry, build_user_model, displ
 def check_supported(cfg: Any) -> None:
     """What a user model or a given parent cannot be combined with (one line each)."""
     if cfg.mode == "sparse-train" and (cfg.model.factory is not None or cfg.parent is not None):
-        raise UserError("config: mode sparse-train builds zoo models by family and depth and trains them itself; "
+        raise UserError("mode sparse-train builds zoo models by family and depth and trains them itself; "
                         "use model.name without parent, or mode cascade / oneshot")
     if cfg.parent is not None and getattr(cfg, "scratch", None):
-        raise UserError("config: scratch baselines are sized by the parent's training epochs, which a given parent "
+        raise UserError("scratch baselines are sized by the parent's training epochs, which a given parent "
                         "does not have; remove scratch (or parent)")
 
 
