@@ -101,8 +101,8 @@ def check_names(cfg: StudyConfig, where: str = "config") -> None:
         need(DATASETS, cfg.dataset.name, "dataset.name")
     try:
         check_supported(cfg)  # a factory / given parent with sparse-train or scratch baselines
-    except UserError as e:
-        raise UserError(f"{where}: {e}") from None
+    except UserError as err:
+        raise UserError(f"{where}: {err}") from None
     for i, m in enumerate(cfg.methods):
         if m.retrain and "seed" in m.retrain:
             raise UserError(f"{where}: methods[{i}].retrain.seed: seeds are set per repetition; remove it")
