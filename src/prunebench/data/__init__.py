@@ -1,5 +1,6 @@
 """Datasets: real files (IDX, CIFAR pickles read safely, SVHN .mat, .npz), a fixed validation split,
-and device-resident batching. ``load_dataset(name)`` is the one call most code needs.
+and device-resident batching. ``load_dataset(name)`` is the one call most code needs;
+``from_tensors(x_train, y_train, x_test, y_test)`` builds one from in-memory arrays.
 :data:`DATASETS` loads the dataset modules itself on first lookup.
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ from prunebench.data.base import DataInfo, Dataset, Split
 from prunebench.data.loader import DeviceLoader
 from prunebench.data.registry import DATASETS
 from prunebench.data.split import VAL_FRACTION, train_val_masks, validation_indices
+from prunebench.data.tensors import from_tensors
 from prunebench.errors import UserError
 
 
@@ -40,4 +42,4 @@ def load_dataset(name: str, root: str | Path | None = None, *, val_fraction: flo
     return Dataset(info, train.subset(tr_idx), train.subset(val_idx), test.subset(slice(0, test_limit)))
 
 
-__all__ = ["DATASETS", "DataInfo", "Dataset", "DeviceLoader", "Split", "load_dataset", "load_splits"]
+__all__ = ["DATASETS", "DataInfo", "Dataset", "DeviceLoader", "Split", "from_tensors", "load_dataset", "load_splits"]

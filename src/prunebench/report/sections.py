@@ -94,7 +94,8 @@ def overview(rows: Sequence[Row], an: A.Analysis, run_dir: str, config: Mapping 
     pruned = [r for r in rows if r.get("kind") == "pruned"]
     reps = sorted({str(r.get("rep")) for r in rows})
     cfg = config or {}
-    named = {k: v.get("name") if isinstance(v, Mapping) else v for k, v in cfg.items() if k in ("name", "model", "dataset")}
+    named = {k: (v.get("name") or _factory_name(v.get("factory"))) if isinstance(v, Mapping) else v
+             for k, v in cfg.items() if k in ("name", "model", "dataset")}
     what = ", ".join(f"{k} {v}" for k, v in named.items() if isinstance(v, (str, int, float)))
     blocks: list[Any] = [Text(
         f"Run {run_dir}: {len(parents)} parent and {len(pruned)} pruned model(s), {len(reps)} repetition(s), "
@@ -123,9 +124,22 @@ def overview(rows: Sequence[Row], an: A.Analysis, run_dir: str, config: Mapping 
         blocks.extend(finding_blocks(an))
         if an.methods:
             blocks.append(glance_table(an))
+    if cfg.get("parent"):
+        blocks.append(Text(f"Given parent {cfg['parent']}: it was loaded, not trained. Every repetition starts from "
+                           "this one parent, so repetitions vary only the pruning and retraining seed; they are not "
+                           "independently trained parents (no separately trained baseline), and the spread and "
+                           "intervals describe this parent's pruning, not a population of parents.", "note"))
     if len(reps) < 2:
         blocks.append(Text("One repetition only: no spread over repetitions, intervals collapse to the value.", "note"))
     return Section("overview", "Overview", blocks)
+
+
+def _factory_name(spec: object) -> str | None:
+    """``file.py:function`` / ``package.module:function`` of a user model factory spec (torch-free)."""
+    if not isinstance(spec, str):
+        return None
+    where, _, func = spec.rpartition(":")
+    return f"{where.replace(chr(92), '/').rsplit('/', 1)[-1]}:{func}" if where.endswith(".py") else spec
 
 
 def glance_table(an: A.Analysis) -> Table:

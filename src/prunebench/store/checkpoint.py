@@ -1,8 +1,9 @@
 """Checkpoints: ONE file, ``NAME.safetensors``, holding the tensors and, in the safetensors header
 (``__metadata__["prunebench"]``, JSON), what the tensors are.
 
-No pickle anywhere: the model is rebuilt from the zoo by name and keyword arguments, then its
-state is loaded from safetensors. Pruning masks travel in the same file under ``mask/<param>``.
+No pickle anywhere: the model is rebuilt from the zoo by name and keyword arguments (or, for a user
+model, by calling the factory recorded under ``model_factory``: :mod:`prunebench.models.factory`),
+then its state is loaded from safetensors. Pruning masks travel in the same file under ``mask/<param>``.
 Physically compressed models (channels removed) are rebuilt by resizing the zoo model's layers
 to the stored shapes. The file is written to a temporary name and renamed: a checkpoint is
 replaced by one rename, so a crash leaves either the old checkpoint or the new one, never new
@@ -63,7 +64,8 @@ def paths(path: str | Path) -> tuple[Path, Path]:
 
 def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any],
                     masks: dict[str, torch.Tensor] | None = None) -> Path:
-    """Write a checkpoint atomically. ``meta`` must hold ``model`` (zoo name) and ``model_kwargs``."""
+    """Write a checkpoint atomically. ``meta`` must hold ``model`` (zoo name) and ``model_kwargs``;
+    a user model adds ``model_factory`` (its factory spec; ``model`` is then a display name)."""
     if "model" not in meta:
         raise ValueError("checkpoint metadata needs the zoo name under 'model'")
     tensor_path, json_path = paths(path)
@@ -147,6 +149,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Checkpoint:
     """Rebuild the model from the zoo and load its tensors; masks are returned separately."""
     from prunebench.models import create_model
+    from prunebench.models.factory import build_user_model
 
     meta = read_meta(path)
     tensor_path, _ = paths(path)
@@ -160,8 +163,11 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Che
     kwargs = meta.get("model_kwargs", {})
     if not isinstance(kwargs, dict) or not isinstance(meta.get("model"), str):
         raise UserError(f"checkpoint {tensor_path}: metadata 'model' / 'model_kwargs' are malformed; re-create it")
+    factory = meta.get("model_factory")
+    if factory is not None and not isinstance(factory, str):
+        raise UserError(f"checkpoint {tensor_path}: metadata 'model_factory' is malformed; re-create it")
     try:
-        model = create_model(meta["model"], **kwargs)
+        model = build_user_model(factory, kwargs) if factory else create_model(meta["model"], **kwargs)
         resize_to(model, state)
         model.load_state_dict(state)
     except UserError:

@@ -21,9 +21,11 @@ from typing import Any
 import torch
 
 from prunebench.data.split import VAL_FRACTION
+from prunebench.data.tensors import MEMORY, memory_dataset
 from prunebench.study.compute import no_training, stage
 from prunebench.study.rundir import CACHE, checkpoint_path
 from prunebench.study.trainability import jacobian_stats, trainability_accuracy
+from prunebench.study.usermodel import build_model, checkpoint_meta
 from prunebench.tolerances import INFERENCE_BATCH
 
 _DATA: dict[str, Any] = {}  # per-process dataset cache (spec JSON -> Dataset)
@@ -33,6 +35,8 @@ def get_dataset(spec: dict[str, Any]):
     """The dataset for a spec (name, root, val_fraction, split_seed, train_limit, test_limit), cached per process."""
     from prunebench.data import load_dataset
 
+    if spec["name"].startswith(MEMORY):  # handed to run_study(data=...) in this process
+        return memory_dataset(spec["name"])
     key = json.dumps(spec, sort_keys=True)
     if key not in _DATA:
         _DATA[key] = load_dataset(spec["name"], spec.get("root"), val_fraction=spec.get("val_fraction", VAL_FRACTION),
@@ -76,24 +80,31 @@ def _train_summary(result: Any) -> dict[str, Any]:
 
 def _meta(c: Cell, kwargs: dict[str, Any], data_spec: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """Checkpoint metadata: enough for ``load_checkpoint`` and ``prunebench evaluate`` to use the file alone."""
-    return {"model": c.run["model"]["name"], "model_kwargs": kwargs, "dataset": data_spec["name"],
+    return {**checkpoint_meta(c.run["model"]), "model_kwargs": kwargs, "dataset": data_spec["name"],
             "data_root": data_spec.get("root"), "val_fraction": data_spec.get("val_fraction", VAL_FRACTION),
             "split_seed": data_spec.get("split_seed", 0), "train_limit": data_spec.get("train_limit"),
             "cell": c.key, "kind": c.kind, "config": c.config, **extra}
 
 
 def _train(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dict[str, Any]:
-    from prunebench.models import create_model
     from prunebench.pruning.sparse.gradflow import gradient_norm
     from prunebench.store import save_checkpoint
     from prunebench.study.pruning_step import efficiency
     from prunebench.training import TrainConfig, train
 
     data = get_dataset(c.run["data"])
-    recipe = TrainConfig(**c.config["train"])
     kwargs = c.run["model"]["kwargs"]
+    if c.run.get("given_parent"):  # loaded, not trained (study/given_parent.py)
+        from prunebench.study.given_parent import load_given_parent
+
+        model = load_given_parent(c.run["given_parent"], build_model(c.run["model"]))
+        meta = _meta(c, kwargs, c.run["data"], seed=c.config["seed"], given_parent=c.run["given_parent"], history=[])
+        path = save_checkpoint(checkpoint_path(run_dir, c.key), model, meta)
+        return {"prune_ratio": 0.0, **efficiency(model, None, data.info, device), "train": None,
+                "grad_norm_init": None, "compute": None, "sha256": file_sha256(path)}  # its training cost: unknown
+    recipe = TrainConfig(**c.config["train"])
     torch.manual_seed(recipe.seed)  # the initialisation is part of what the seed fixes
-    model = create_model(c.run["model"]["name"], **kwargs).to(device)
+    model = build_model(c.run["model"]).to(device)
     grad0 = gradient_norm(model, data, seed=recipe.seed) if len(data.val) >= 2 else None
     result = train(model, data, recipe, device=device, progress=progress, desc=c.describe())
     meta = _meta(c, kwargs, c.run["data"], seed=recipe.seed, train=c.config["train"], history=result.history)

@@ -32,14 +32,25 @@ class _Strict(BaseModel):
 
 
 class ModelSpec(_Strict):
-    name: str = Field(description="zoo model name (prunebench list models)")
-    width: float = Field(1.0, gt=0, description="width multiplier of every hidden layer")
-    kwargs: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments of the zoo factory")
+    name: str | None = Field(None, description="zoo model name (prunebench list models)")
+    factory: str | None = Field(None, description="your own model instead: 'package.module:function' or "
+                                                  "'path/to/file.py:function' (relative to the config file)")
+    width: float = Field(1.0, gt=0, description="width multiplier of every hidden layer (a factory gets it if it "
+                                                "takes 'width')")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments of the zoo factory "
+                                                                     "or of your factory")
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, v: Any) -> Any:
         return {"name": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSpec:
+        if (self.name is None) == (self.factory is None):
+            raise ValueError("model: give either 'name' (a zoo model) or 'factory' (your own, "
+                             "'package.module:function' or 'file.py:function'), not " + ("both" if self.name else "neither"))
+        return self
 
 
 class DatasetSpec(_Strict):
@@ -209,6 +220,8 @@ class StudyConfig(_Strict):
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     delta: float = Field(DEFAULT_DELTA, ge=0, lt=1, description="tolerated error increase for prune potential")
     device: str = Field("auto", description="cpu, cuda, cuda:N or auto")
+    parent: str | None = Field(None, description="a trained parent (.safetensors: a prunebench checkpoint or a "
+                               "state_dict) to prune instead of training one; repetitions then vary the pruning seed only")
 
     @model_validator(mode="before")
     @classmethod
@@ -357,6 +370,9 @@ class StudyConfig(_Strict):
             if out[part] is not None:
                 out[part].pop("seed", None)
         out["ratios"] = {k: v for k, v in out["ratios"].items() if v is not None}
+        out["model"] = {k: v for k, v in out["model"].items() if v is not None}  # name or factory
+        if out.get("parent") is None:
+            out.pop("parent", None)
         out["methods"] = [{k: v for k, v in m.items() if v is not None} for m in out["methods"]]
         out["evaluation"]["suite"] = [{k: v for k, v in e.items() if v is not None} for e in out["evaluation"]["suite"]]
         return out

@@ -15,8 +15,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from prunebench.data.tensors import MEMORY
 from prunebench.errors import UserError
 from prunebench.study.config import StudyConfig
+from prunebench.study.usermodel import check_supported, resolve_paths
 from prunebench.training.config import TrainConfig
 
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"  # the bundled study configs, shipped with the package
@@ -93,8 +95,14 @@ def check_names(cfg: StudyConfig, where: str = "config") -> None:
     bad = first_non_finite(cfg.model_dump(mode="python"))
     if bad is not None:
         raise UserError(f"{where}: {bad[0]}: {bad[1]} is not a finite number; give a finite value")
-    need(MODELS, cfg.model.name, "model.name")
-    need(DATASETS, cfg.dataset.name, "dataset.name")
+    if cfg.model.name is not None:  # a factory is checked by resolve_paths (study/usermodel.py)
+        need(MODELS, cfg.model.name, "model.name")
+    if not cfg.dataset.name.startswith(MEMORY):  # a Dataset handed to run_study(data=...)
+        need(DATASETS, cfg.dataset.name, "dataset.name")
+    try:
+        check_supported(cfg)  # a factory / given parent with sparse-train or scratch baselines
+    except UserError as err:
+        raise UserError(f"{where}: {err}") from None
     for i, m in enumerate(cfg.methods):
         if m.retrain and "seed" in m.retrain:
             raise UserError(f"{where}: methods[{i}].retrain.seed: seeds are set per repetition; remove it")
@@ -144,11 +152,15 @@ def first_non_finite(obj: Any, path: str = "") -> tuple[str, float] | None:
     return None
 
 
-def load_config(source: str | Path | Mapping[str, Any] | None = None) -> StudyConfig:
-    """Parse and validate a study config (a YAML path, a mapping, or None for the bundled default)."""
+def load_config(source: str | Path | Mapping[str, Any] | None = None, *, base_dir: str | Path | None = None) -> StudyConfig:
+    """Parse and validate a study config (a YAML path, a mapping, or None for the bundled default).
+
+    Relative paths in it (``model.factory`` files, ``parent``) are made absolute against ``base_dir``,
+    by default the config file's folder (the working directory for a mapping)."""
     if source is None:
         source = bundled("default")
     where = "config"
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
@@ -158,6 +170,7 @@ def load_config(source: str | Path | Mapping[str, Any] | None = None) -> StudyCo
             else:
                 raise UserError(f"config file not found: {path}; pass a YAML file{hint}")
         where = str(path)
+        base = Path(base_dir) if base_dir is not None else path.resolve().parent
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         except UnicodeDecodeError:
@@ -180,7 +193,7 @@ def load_config(source: str | Path | Mapping[str, Any] | None = None) -> StudyCo
     except ValidationError as e:
         raise UserError(f"{where}: {format_error(e, raw)}") from None
     check_names(cfg, where)
-    return cfg
+    return resolve_paths(cfg, base, where)
 
 
 def bundled(name: str) -> Path:

@@ -96,7 +96,12 @@ def cell_key(kind: str, config: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------- planning
 def model_kwargs(cfg: StudyConfig, info: Any) -> dict[str, Any]:
-    """Zoo constructor arguments: the dataset's geometry, the width, then the config's extra kwargs."""
+    """Zoo constructor arguments: the dataset's geometry, the width, then the config's extra kwargs
+    (a user factory: see :func:`prunebench.study.usermodel.factory_kwargs`)."""
+    if cfg.model.factory is not None:
+        from prunebench.study.usermodel import factory_kwargs
+
+        return factory_kwargs(cfg, info)
     return {"in_channels": int(info.in_channels), "num_classes": int(info.num_classes),
             "image_size": int(info.image_size[0]), "width": float(cfg.model.width), **cfg.model.kwargs}
 
@@ -108,8 +113,10 @@ def plan(cfg: StudyConfig, info: Any) -> list[Cell]:
     Order: per repetition the parent and its evals, then per method the pruned models, each followed
     by its evals, so that a partial run already holds complete rows.
     """
+    from prunebench.study.given_parent import train_cell
     from prunebench.study.pruning_step import method_kind, non_default_options
     from prunebench.study.scratch import scratch_config
+    from prunebench.study.usermodel import model_entries
 
     if cfg.mode == "sparse-train":
         from prunebench.study.sparse_plan import plan_sparse
@@ -119,20 +126,26 @@ def plan(cfg: StudyConfig, info: Any) -> list[Cell]:
     ds = cfg.dataset.model_dump(mode="json")
     data_id = {k: v for k, v in ds.items() if k != "test_limit"}
     kwargs = model_kwargs(cfg, info)
-    run_common = {"data": ds, "model": {"name": cfg.model.name, "kwargs": kwargs}}
+    model_id, run_model = model_entries(cfg, kwargs)  # zoo: {"name", "kwargs"} both
+    run_common = {"data": ds, "model": run_model}
     seeds = cfg.seed_list()
     ratios, retrain_flags = cfg.ratio_list(), cfg.retrain_flags()
     cells: list[Cell] = []
 
     parents: list[Cell] = []
     for rep, seed in enumerate(seeds):
-        conf: dict[str, Any] = {"kind": "train", "model": {"name": cfg.model.name, "kwargs": kwargs}, "data": data_id,
+        conf: dict[str, Any] = {"kind": "train", "model": model_id, "data": data_id,
                 "train": cfg.train.model_copy(update={"seed": seed}).model_dump(mode="json")}
         labels = {"method": "parent", "rep": rep, "cycle": 0, "target_ratio": 0.0, "retrained": True, "seed": seed}
-        parents.append(Cell(cell_key("train", conf), "train", conf, (), labels, run_common))
+        run = run_common
+        if cfg.parent is not None:  # a given parent is loaded instead of trained (study/given_parent.py)
+            conf, run = train_cell(conf, cfg.parent, seed, run_common)
+            labels = {**labels, "retrained": False, "given_parent": True}
+        parents.append(Cell(cell_key("train", conf), "train", conf, (), labels, run))
 
     def evals(model: Cell, rep: int) -> list[Cell]:
-        base = parents[(rep + 1) % len(parents)] if cfg.evaluation.baseline and len(parents) > 1 else None
+        independent = cfg.evaluation.baseline and len(parents) > 1 and cfg.parent is None  # given: all one parent
+        base = parents[(rep + 1) % len(parents)] if independent else None
         return eval_cells(cfg, model, parents[rep], base, run_common)
 
     for rep, parent in enumerate(parents):

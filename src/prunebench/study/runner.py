@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ from prunebench.study.rundir import (
     checkpoint_path,
     merged_plan,
 )
+from prunebench.study.usermodel import check_models
 
 __all__ = ["RunSummary", "check_run_dir", "config_text", "run_study"]
 
@@ -79,6 +80,12 @@ class RunSummary:
         done = (set(self.executed) - set(self.failed)) | set(self.reused)
         return sum(c.is_model and c.key in done for c in self.cells)
 
+    def rows(self) -> list[dict[str, Any]]:
+        """The study's result rows (:func:`prunebench.study.results.load_results` of ``run_dir``)."""
+        from prunebench.study.results import load_results
+
+        return load_results(self.run_dir)
+
     def executed_kinds(self) -> dict[str, int]:
         kind = {c.key: c.kind for c in self.cells}
         return {k: sum(kind[x] == k for x in self.executed) for k in KINDS}
@@ -86,8 +93,19 @@ class RunSummary:
 
 def run_study(config: StudyConfig | str | Path | Mapping[str, Any] | None = None, run_dir: str | Path | None = None, *,
               workers: int | str = 1, device: str | None = None, progress: bool = True, executor: str = "local",
-              ray_address: str | None = None, extend: bool = False, recompute_env: bool = False) -> RunSummary:
+              ray_address: str | None = None, extend: bool = False, recompute_env: bool = False,
+              model: Callable[..., Any] | None = None, data: Any = None) -> RunSummary:
     """Validate, plan and execute a study into ``run_dir`` (default ``runs/<name>``); reruns skip finished cells.
+
+    ``model``: a function returning a new ``nn.Module`` (called with the config's ``model.kwargs`` and
+    the dataset geometry it names: ``in_channels``, ``num_classes``, ``image_size``, ``width``), used
+    instead of the config's ``model``; ``data``: a :class:`~prunebench.data.Dataset`
+    (``prunebench.data.load_dataset`` or ``prunebench.data.from_tensors``) used instead of its
+    ``dataset``. In-memory objects cannot reach worker processes: such a study runs its cells one
+    after another in this process (``workers`` 1, ``executor`` "local"). Its cell keys hash the
+    factory's source and the data's tensors (:mod:`prunebench.study.inmemory`), so a rerun in a new
+    session resumes. The returned :class:`RunSummary` is what ``prunebench run`` gets (``.rows()``
+    reads the result rows).
 
     ``executor``: "local" (in this process, or ``workers`` processes) or "ray" (Ray tasks on the cluster
     at ``ray_address``; ``workers`` > 1 caps the cells in flight). ``workers="auto"``: see
@@ -96,7 +114,12 @@ def run_study(config: StudyConfig | str | Path | Mapping[str, Any] | None = None
     cells whose recorded numerical environment differs from this run's."""
     from prunebench.device import resolve_device
 
-    cfg = config if isinstance(config, StudyConfig) else load_config(config)
+    if model is not None or data is not None:  # in-memory objects: this process only (study/inmemory.py)
+        from prunebench.study.inmemory import prepare
+
+        cfg, workers = prepare(config, model, data, workers, executor), 1
+    else:
+        cfg = config if isinstance(config, StudyConfig) else load_config(config)
     if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise UserError(f"--workers must be at least 1 (or auto), got {workers!r}")
     if executor not in ("local", "ray"):
@@ -113,7 +136,7 @@ def run_study(config: StudyConfig | str | Path | Mapping[str, Any] | None = None
         workers = 1 if executor == "ray" else auto_workers(str(dev))
     data = get_dataset(cfg.dataset.model_dump(mode="json"))
     cells = plan(cfg, data.info)
-    check_model_kwargs(cells)
+    check_models(cells)
     if cfg.mode == "sparse-train":
         from prunebench.study.sparse_plan import check_feasible
 
@@ -201,29 +224,6 @@ def check_writable(run: Path) -> None:
     from prunebench.outpaths import check_out_dir
 
     check_out_dir(run, "--out")
-
-
-def check_model_kwargs(cells: list[Cell]) -> None:
-    """Build each distinct zoo model of the plan once (on the CPU) so that unknown or impossible
-    ``model.kwargs`` are refused before the run directory is written, not when the first cell runs."""
-    from prunebench.models import create_model
-
-    seen = set()
-    for c in cells:
-        spec = c.run.get("model") if c.kind == "train" else None
-        if not spec:
-            continue
-        sig = json.dumps(spec, sort_keys=True, default=str)
-        if sig in seen:
-            continue
-        seen.add(sig)
-        try:
-            create_model(spec["name"], **spec.get("kwargs", {}))
-        except UserError as e:
-            raise UserError(f"config: model.kwargs: {e}") from None
-        except (TypeError, ValueError, RuntimeError) as e:
-            raise UserError(f"config: model.kwargs {spec.get('kwargs')} do not build model {spec['name']!r} "
-                            f"({type(e).__name__}: {' '.join(str(e).split())}); fix or remove them") from None
 
 
 def _schedule(cells: list[Cell], store: ResultStore, executor: Any, summary: RunSummary, progress: bool,

@@ -54,7 +54,6 @@ def scratch_config(setup: str, masks_from: str, train: dict[str, Any], k1: int, 
 
 def run_scratch(c: Any, run_dir: Path, device: torch.device, progress: bool) -> dict[str, Any]:
     """Execute a scratch cell: fresh weights, the pruned model's masks, the setup's epochs (see the module docstring)."""
-    from prunebench.models import create_model
     from prunebench.pruning import PruningState
     from prunebench.store import load_checkpoint, save_checkpoint
     from prunebench.study.cells import _meta, _train_summary, file_sha256, get_dataset
@@ -62,6 +61,7 @@ def run_scratch(c: Any, run_dir: Path, device: torch.device, progress: bool) -> 
     from prunebench.study.pruning_step import efficiency
     from prunebench.study.rundir import checkpoint_path
     from prunebench.study.trainability import jacobian_stats, trainability_accuracy
+    from prunebench.study.usermodel import build_model
     from prunebench.training import TrainConfig, train
 
     conf = c.config
@@ -69,7 +69,7 @@ def run_scratch(c: Any, run_dir: Path, device: torch.device, progress: bool) -> 
     src = load_checkpoint(checkpoint_path(run_dir, conf["masks_from"]), "cpu")
     kwargs = c.run["model"]["kwargs"]
     torch.manual_seed(conf["seed"])
-    model = create_model(c.run["model"]["name"], **kwargs).to(device)
+    model = build_model(c.run["model"]).to(device)  # zoo or user factory (study/usermodel.py)
     state = PruningState(model, {k: m.to(device) for k, m in src.masks.items()})
     state.apply()
     eff = efficiency(model, state, data.info, device)

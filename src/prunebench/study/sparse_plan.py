@@ -31,7 +31,7 @@ class Size:
 
 def sizes(cfg: StudyConfig) -> list[Size]:
     """The model sizes of a sparse-train study: depths (zoo models of the family) x widths."""
-    assert cfg.sparse is not None
+    assert cfg.sparse is not None and cfg.model.name is not None  # a factory is refused here (usermodel.check_supported)
     names = depth_models(cfg.model.name, cfg.sparse.depths) if cfg.sparse.depths else [cfg.model.name]
     widths = list(cfg.sparse.widths) if cfg.sparse.widths else [cfg.model.width]
     out = []
