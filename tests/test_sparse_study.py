@@ -143,7 +143,6 @@ def test_static_checkpoint_holds_the_mask_drawn_at_initialisation(tiny_run) -> N
 
 def test_dense_reference_is_the_ordinary_parent_cell() -> None:
     """Same model, data, recipe and seed as a prune-retrain study's parent: the same cell key (shared work)."""
-    from prunebench.data.base import DataInfo  # noqa: F401
 
     class Info:
         in_channels, num_classes, image_size = 1, 10, (28, 28)

@@ -93,6 +93,16 @@ class Decisions:
     def potential(self, method: str, distribution: str) -> Potential | None:
         return next((p for p in self.potentials if p.method == method and p.distribution == distribution), None)
 
+    def by_ratio(self, method: str, distribution: str | None) -> dict[float, tuple[float, np.ndarray]]:
+        """target ratio -> (point Delta, its bootstrap replicates) of ``method`` on ``distribution``; differences of
+        these between methods of the same repetitions are paired (one resample for the whole study)."""
+        pot = self.potential(method, distribution) if distribution else None
+        rep = self.replicates.get((method, distribution)) if distribution else None
+        if pot is None or rep is None:
+            return {}
+        _, point, boot = rep
+        return {rv.target_ratio: (float(point[i]), boot[i]) for i, rv in enumerate(pot.ratios)}
+
 
 def _pp(ratios: np.ndarray, deltas: np.ndarray, delta: float) -> np.ndarray:
     """Largest ratio whose Delta <= delta (0 if none), along axis 0 of ``deltas`` (T,) or (T, B)."""

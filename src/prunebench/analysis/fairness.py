@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from prunebench.analysis.decisions import Decisions
-from prunebench.analysis.findings import FAILS, HOLDS, NOT_CHECKED, OPEN, Finding
+from prunebench.analysis.findings import NOT_CHECKED, Finding, breakdown, pooled, sign_verdict as _verdict
 from prunebench.analysis.paired import Interval
 from prunebench.analysis.rows import Row, pruned_rows, value
 
@@ -46,35 +46,14 @@ def is_fair_study(rows: Sequence[Row]) -> bool:
     return any(r.get("scratch") for r in pr) or len({value(r, "retrain_lr") for r in pr if r.get("pipeline")}) > 1
 
 
-def _reps(dec: Decisions, method: str, dist: str | None) -> Reps:
-    pot = dec.potential(method, dist) if dist else None
-    rep = dec.replicates.get((method, dist)) if dist else None
-    if pot is None or rep is None:
-        return {}
-    _, point, boot = rep
-    return {rv.target_ratio: (float(point[i]), boot[i]) for i, rv in enumerate(pot.ratios)}
-
-
 def _diff(a: Reps, b: Reps) -> Reps:
     """Per shared ratio: Delta(a) - Delta(b) = err(a) - err(b), paired."""
     return {t: (a[t][0] - b[t][0], a[t][1] - b[t][1]) for t in sorted(set(a) & set(b))}
 
 
-def _pool(parts: Sequence[tuple[float, np.ndarray]], level: float) -> Interval | None:
-    if not parts:
-        return None
-    return Interval.from_samples(float(np.mean([p for p, _ in parts])), np.mean([b for _, b in parts], axis=0), level)
-
-
-def _verdict(iv: Interval) -> str:
-    return HOLDS if iv.low > 0 else FAILS if iv.high < 0 else OPEN
-
-
 def _text(stat: str, iv: Interval, parts: Sequence[tuple[float, np.ndarray]], level: float, what: str) -> str:
-    cells = [_verdict(Interval.from_samples(p, b, level)) for p, b in parts]
     return (f"{stat} = {100 * iv.estimate:+.2f} pp [{100 * iv.low:+.2f}, {100 * iv.high:+.2f}] at {100 * level:g}%, "
-            f"mean over {len(parts)} {what}; cell by cell {cells.count(HOLDS)} hold, {cells.count(FAILS)} do not, "
-            f"{cells.count(OPEN)} inconclusive")
+            f"mean over {len(parts)} {what}; {breakdown(parts, level)}")
 
 
 def analyze_fairness(rows: Sequence[Row], dec: Decisions, reference: str | None) -> FairAnalysis:
@@ -97,7 +76,7 @@ def analyze_fairness(rows: Sequence[Row], dec: Decisions, reference: str | None)
 
     def advantage(pipe: str) -> Reps:
         d = swept[pipe]
-        return _diff(_reps(dec, d[min(d)], reference), _reps(dec, d[max(d)], reference))
+        return _diff(dec.by_ratio(d[min(d)], reference), dec.by_ratio(d[max(d)], reference))
 
     claim1 = "under the shortest retraining budget, the largest retraining LR beats the smallest"
     claim2 = "the larger retraining LR's advantage shrinks with a longer retraining budget"
@@ -109,14 +88,14 @@ def analyze_fairness(rows: Sequence[Row], dec: Decisions, reference: str | None)
         long = max(swept, key=lambda p: (out.budgets.get(p, 0), p))
         adv = advantage(short)
         parts = list(adv.values())
-        iv = _pool(parts, level)
+        iv = pooled(parts, level)
         lo, hi = min(swept[short]), max(swept[short])
         out.findings.append(Finding("lr-short", claim1, _verdict(iv) if iv else NOT_CHECKED, _text(
             f"{short} ({out.budgets.get(short, 0):g} epochs): err(lr {lo:g}) - err(lr {hi:g})", iv, parts, level,
             "prune ratios") if iv else "not checked: no ratio evaluated at both LRs", iv))
         if out.budgets.get(long, 0) > out.budgets.get(short, 0):
             gap = list(_diff(adv, advantage(long)).values())
-            iv2 = _pool(gap, level)
+            iv2 = pooled(gap, level)
             out.findings.append(Finding("lr-gap", claim2, _verdict(iv2) if iv2 else NOT_CHECKED, _text(
                 f"advantage at {out.budgets[short]:g} epochs - advantage at {out.budgets[long]:g} epochs", iv2, gap,
                 level, "prune ratios") if iv2 else "not checked: no ratio evaluated under both budgets", iv2))
@@ -129,8 +108,8 @@ def analyze_fairness(rows: Sequence[Row], dec: Decisions, reference: str | None)
         for pipe, label in by_pipe.items():
             d = lrs.get(pipe)
             if d:
-                parts += list(_diff(_reps(dec, label, reference), _reps(dec, d[max(d)], reference)).values())
-        iv = _pool(parts, level)
+                parts += list(_diff(dec.by_ratio(label, reference), dec.by_ratio(d[max(d)], reference)).values())
+        iv = pooled(parts, level)
         out.findings.append(Finding(f"inherit-{setup}", claim, _verdict(iv) if iv else NOT_CHECKED, _text(
             "err(scratch) - err(pruned, largest LR)", iv, parts, level, "pipeline x ratio cells") if iv else
             "not checked: no pruned pipeline evaluated beside its scratch baseline", iv))

@@ -57,6 +57,24 @@ def _verdict(iv: Interval, strict: bool = True) -> str:
     return OPEN
 
 
+def pooled(parts: Sequence[tuple[float, np.ndarray]], level: float) -> Interval | None:
+    """The mean of several paired statistics (point, bootstrap replicates) with its interval; None for none."""
+    if not parts:
+        return None
+    return Interval.from_samples(float(np.mean([p for p, _ in parts])), np.mean([b for _, b in parts], axis=0), level)
+
+
+def sign_verdict(iv: Interval) -> str:
+    """``holds`` above 0, ``does not hold`` below 0, else ``inconclusive`` (the whole interval decides)."""
+    return _verdict(iv, strict=False)
+
+
+def breakdown(parts: Sequence[tuple[float, np.ndarray]], level: float) -> str:
+    """How the cells pooled into a verdict decide one by one (a pooled mean can hide cells that disagree)."""
+    got = [sign_verdict(Interval.from_samples(p, b, level)) for p, b in parts]
+    return f"cell by cell {got.count(HOLDS)} hold, {got.count(FAILS)} do not, {got.count(OPEN)} inconclusive"
+
+
 def _untie(x: np.ndarray | float) -> np.ndarray:
     """PP differences within :data:`PP_TIE` of 0 set to exactly 0."""
     x = np.asarray(x, dtype=float)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from prunebench.analysis.decisions import Decisions
-from prunebench.analysis.findings import FAILS, HOLDS, NOT_CHECKED, OPEN, Finding
+from prunebench.analysis.findings import FAILS, HOLDS, NOT_CHECKED, OPEN, Finding, breakdown, pooled, sign_verdict as _verdict
 from prunebench.analysis.paired import Interval
 from prunebench.analysis.rows import Row, accuracy_keys, parents_by_rep, pruned_rows, summary_distributions, value
 
@@ -73,31 +73,8 @@ def _mean_std(vals: Sequence[float]) -> tuple[float, float]:
     return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
 
 
-def _replicates(dec: Decisions, method: str, dist: str) -> dict[float, tuple[float, np.ndarray]]:
-    """target sparsity -> (point Delta, bootstrap replicates) of ``method`` on ``dist``."""
-    pot = dec.potential(method, dist)
-    rep = dec.replicates.get((method, dist))
-    if pot is None or rep is None:
-        return {}
-    _, point, boot = rep
-    return {rv.target_ratio: (float(point[i]), boot[i]) for i, rv in enumerate(pot.ratios)}
-
-
-def _pooled(parts: Sequence[tuple[float, np.ndarray]], level: float) -> Interval | None:
-    if not parts:
-        return None
-    return Interval.from_samples(float(np.mean([p for p, _ in parts])), np.mean([b for _, b in parts], axis=0), level)
-
-
-def _breakdown(parts: Sequence[tuple[float, np.ndarray]], level: float) -> str:
-    """How the cells pooled into a verdict decide one by one (a pooled mean can hide cells that disagree)."""
-    got = [_verdict(Interval.from_samples(p, b, level)) for p, b in parts]
-    return (f"cell by cell {got.count(HOLDS)} hold, {got.count(FAILS)} do not, {got.count(OPEN)} inconclusive "
-            "(per-cell numbers in the report)")
-
-
-def _verdict(iv: Interval) -> str:
-    return HOLDS if iv.low > 0 else FAILS if iv.high < 0 else OPEN
+def _cells(parts: Sequence[tuple[float, np.ndarray]], level: float) -> str:
+    return f"{breakdown(parts, level)} (per-cell numbers in the report)"
 
 
 def _pp(x: float) -> str:
@@ -131,7 +108,7 @@ def analyze_sparse(rows: Sequence[Row], dec: Decisions, reference: str | None) -
         groups[(str(r["run"]), str(r.get("size", "")), float(r["target_ratio"]))].append(r)
         info.setdefault(str(r["run"]), r)
     method_of = {(str(r["run"]), str(r.get("size", ""))): str(r["method"]) for r in sparse}
-    reps = {key: _replicates(dec, m, reference) for key, m in method_of.items()} if reference else {}
+    reps = {key: dec.by_ratio(m, reference) for key, m in method_of.items()} if reference else {}
     for (run, size, sp), rs in sorted(groups.items(), key=lambda kv: (runs.index(kv[0][0]), sizes.index(kv[0][1])
                                                                       if kv[0][1] in sizes else 0, kv[0][2])):
         accs = [a for r in rs if (a := value(r, acc_key) if acc_key else None) is not None]
@@ -175,7 +152,7 @@ def _robustness(rs: Sequence[Row], parents: Mapping[Any, Row], dec: Decisions, m
         mean, std = _mean_std(diffs)
         iv = None
         if metric.startswith("acc/"):
-            pr = _replicates(dec, method, metric[4:]).get(sp)
+            pr = dec.by_ratio(method, metric[4:]).get(sp)
             iv = Interval.from_samples(-pr[0], -pr[1], dec.level) if pr else None  # accuracy change = -Delta
         out.append({"run": run, "size": size, "sparsity": sp, "metric": k, "change": mean, "std": std,
                     "seeds": len(diffs), "interval": iv})
@@ -214,13 +191,13 @@ def _erk_finding(reps: Mapping, info: Mapping[str, Row], sizes: Sequence[str], g
             a, b = reps.get((uni[0], s), {}).get(sp), reps.get((erk[0], s), {}).get(sp)
             if sp >= HIGH_SPARSITY - 1e-9 and a and b:
                 parts.append((a[0] - b[0], a[1] - b[1]))
-    iv = _pooled(parts, level)
+    iv = pooled(parts, level)
     if iv is None:
         return Finding("erk", claim, NOT_CHECKED, "not checked: no sparsity >= 90% with both runs evaluated")
     v = _verdict(iv)
     how = {HOLDS: "ERK has the lower error", FAILS: "uniform has the lower error", OPEN: "the difference is not resolved"}[v]
     return Finding("erk", claim, v, f"err(uniform) - err(ERK) = {_iv(iv)}, mean over {len(parts)} size x sparsity "
-                   f"cells at >= 90%: {how}; {_breakdown(parts, level)}.", iv)
+                   f"cells at >= 90%: {how}; {_cells(parts, level)}.", iv)
 
 
 def _width_finding(reps: Mapping, info: Mapping[str, Row], sizes: Sequence[str], groups: Mapping, level: float) -> Finding:
@@ -234,7 +211,7 @@ def _width_finding(reps: Mapping, info: Mapping[str, Row], sizes: Sequence[str],
             lo, hi = reps.get((run, sizes[0]), {}).get(sp), reps.get((run, sizes[-1]), {}).get(sp)
             if lo and hi:
                 parts.append((lo[0] - hi[0], lo[1] - hi[1]))
-    iv = _pooled(parts, level)
+    iv = pooled(parts, level)
     if iv is None:
         return Finding("width", claim, NOT_CHECKED, "not checked: no static random run evaluated at both the smallest "
                        "and the largest size")
@@ -242,7 +219,7 @@ def _width_finding(reps: Mapping, info: Mapping[str, Row], sizes: Sequence[str],
     how = {HOLDS: "the gap is smaller at the larger size", FAILS: "the gap is larger at the larger size",
            OPEN: "the change is not resolved"}[v]
     return Finding("width", claim, v, f"Delta({sizes[0] or 'smallest'}) - Delta({sizes[-1] or 'largest'}) = {_iv(iv)}, "
-                   f"mean over {len(parts)} run x sparsity cells: {how}; {_breakdown(parts, level)}.", iv)
+                   f"mean over {len(parts)} run x sparsity cells: {how}; {_cells(parts, level)}.", iv)
 
 
 def _dynamic_findings(reps: Mapping, info: Mapping[str, Row], sizes: Sequence[str], groups: Mapping,
@@ -266,7 +243,7 @@ def _dynamic_findings(reps: Mapping, info: Mapping[str, Row], sizes: Sequence[st
                     b = reps.get((run, s), {}).get(sp)
                     if a and b:
                         parts.append((a[0] - b[0], a[1] - b[1]))
-        iv = _pooled(parts, level)
+        iv = pooled(parts, level)
         if iv is None:
             out.append(Finding(f"dynamic-{rule}", claim, NOT_CHECKED, f"not checked: no static random run with the "
                                f"scheme of the {rule} run(s)"))
@@ -275,7 +252,7 @@ def _dynamic_findings(reps: Mapping, info: Mapping[str, Row], sizes: Sequence[st
         how = {HOLDS: f"{rule} has the lower error", FAILS: "the static mask has the lower error",
                OPEN: "the difference is not resolved"}[v]
         out.append(Finding(f"dynamic-{rule}", claim, v, f"err(static) - err({rule}) = {_iv(iv)}, mean over "
-                           f"{len(parts)} size x sparsity cells: {how}; {_breakdown(parts, level)}.", iv))
+                           f"{len(parts)} size x sparsity cells: {how}; {_cells(parts, level)}.", iv))
     return out
 
 

@@ -64,8 +64,10 @@ def run(args: argparse.Namespace) -> int:
                         recompute_env=args.recompute_env)
     n = counts(summary.cells)
     done = summary.executed_kinds()
+    shown = [k for k in n if n[k] or k in ("train", "prune", "eval")]  # kinds of this plan (+ the usual three)
+
     def kinds(c: dict[str, int]) -> str:
-        return ", ".join(f"{c[k]} {k}" for k in c if c[k] or k in ("train", "eval") or (k == "prune" and not n["sparse"]))
+        return ", ".join(f"{c[k]} {k}" for k in shown)
 
     print(f"study {cfg.name!r} in {summary.run_dir}: {len(summary.cells)} cells ({kinds(n)}); ran "
           f"{len(summary.executed)} ({kinds(done)}), reused {len(summary.reused)}, {summary.seconds:.1f} s")

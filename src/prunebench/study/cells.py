@@ -153,7 +153,6 @@ def _sparse(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dic
     """Sparse training from scratch: the dense reference's initialisation (same seed), a mask drawn by the
     run's criterion at its scheme's densities, trained with the same recipe; static masks are enforced after
     every step, dynamic ones rewired on schedule; verified before saving."""
-    from prunebench.models import create_model
     from prunebench.pruning import Selection
     from prunebench.pruning.sparse import sparse_init
     from prunebench.pruning.sparse.dynamic import DynamicSparsity
@@ -167,7 +166,7 @@ def _sparse(c: Cell, run_dir: Path, device: torch.device, progress: bool) -> dic
     recipe = TrainConfig(**conf["train"])
     kwargs = c.run["model"]["kwargs"]
     torch.manual_seed(recipe.seed)  # the same initial weights as the dense reference of this seed
-    model = create_model(c.run["model"]["name"], **kwargs).to(device)
+    model = build_model(c.run["model"]).to(device)
     sel = Selection.from_dict(dict(conf["selection"])) if conf.get("selection") else None
     state, scheme_dens = sparse_init(model, conf["density"], criterion=conf["criterion"], scheme=conf["scheme"],
                                      data=data, selection=sel, seed=recipe.seed, exact=conf.get("exact", True),

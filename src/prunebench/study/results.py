@@ -26,8 +26,6 @@ EXTRA_FIELDS = ("retrained", "seed", "structured", "baseline")
 LABEL_FIELDS = ("run", "size", "criterion", "scheme", "update",  # sparse-train runs
                 "scratch", "pipeline")  # scratch baselines: their setup; pruned rows: the method's tag without the LR
 SPARSE_METRICS = ("grad_norm_init", "layer_densities")
-# compute accounting (study/compute.py): the whole pipeline of the row, parent training included
-BUDGET_COLUMNS = ("budget_epochs", "budget_steps", "budget_images", "budget_train_flops")
 
 
 def load_results(run_dir: str | Path, *, as_frame: bool = False) -> Any:
@@ -156,7 +154,8 @@ def _model_row(cell: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
     if not parent and "method_name" in lab:
         row["method_name"] = lab["method_name"]
     tr = metrics.get("trainability") or {}
-    row["trainability_acc"] = tr.get("trainability_acc")
+    if "trainability_acc" in tr:
+        row["trainability_acc"] = tr["trainability_acc"]
     for when in ("pruned", "retrained"):  # jac_sv_mean_pruned, jac_cond_retrained, ...
         row.update({f"{k}_{when}": v for k, v in (tr.get(f"jacobian_{when}") or {}).items()})
     row["_sha"] = metrics.get("sha256")
