@@ -36,7 +36,7 @@ if (( ${#apt_pkgs[@]} )) && command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]
 fi
 
 if (( want_test )); then
-  pip install -e ".[test,ray]"
+  pip install -e ".[test,ray,export]"
 else
   pip install -e .
 fi

@@ -16,12 +16,13 @@ REGISTRIES = {
     "criteria": ("prunebench.pruning.sparse", "CRITERIA"),
     "schemes": ("prunebench.pruning.sparse", "SCHEMES"),
     "updates": ("prunebench.pruning.sparse", "UPDATES"),
+    "formats": ("prunebench.export", "FORMATS"),
 }
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list registered models, datasets, methods, evaluators, corruptions, "
-                       "criteria, schemes or updates",
+                       "criteria, schemes, updates or export formats",
                        description=__doc__, epilog="example: prunebench list models")
     p.add_argument("what", choices=sorted(REGISTRIES))
     p.set_defaults(run=run)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from prunebench.errors import UserError
 
-COMMANDS = ("train", "prune", "evaluate", "run", "report", "check", "corrupt", "listing")
+COMMANDS = ("train", "prune", "evaluate", "run", "report", "check", "corrupt", "export", "listing")
 
 
 def build_parser() -> argparse.ArgumentParser:
