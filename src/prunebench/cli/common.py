@@ -47,3 +47,21 @@ def check_data_fits(meta: dict[str, Any], info: Any, what: str = "the checkpoint
     from prunebench.data.fits import check_data_fits as check
 
     check(meta, info, what)
+
+
+def key_values(pairs: list[str], flag: str) -> dict:
+    """``KEY=VALUE`` strings -> options (values parsed as YAML: 16 -> int, l2 -> str, [3, 32, 32] -> list)."""
+    import yaml
+
+    from prunebench.errors import UserError
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"{flag} expects KEY=VALUE, got {pair!r} (e.g. {flag} size=32)")
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise UserError(f"{flag} {key}: cannot read {value!r} as a value") from None
+    return out

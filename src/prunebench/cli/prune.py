@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from prunebench.cli.common import add_device, data_for, finite
+from prunebench.cli.common import add_device, data_for, finite, key_values
 from prunebench.device import resolve_device
 from prunebench.outpaths import check_out_file
 
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     spec = METHODS.spec(args.method)
     finite(args.ratio, "--ratio")
     check_ratio(args.ratio)
-    options = _options(args.option)
+    options = key_values(args.option, "--option")
     resolved = spec.parse_options(options).model_dump(mode="json")  # bad options: one line, before any work
     if args.retrain_epochs < 0:
         raise UserError(f"--retrain-epochs must be >= 0, got {args.retrain_epochs}")
@@ -97,24 +97,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"{'  compressed':24s}{'':12s}{_latency_ms(compress(model, state, example), shape):12.3f}")
     print(f"checkpoint: {path}")
     return 0
-
-
-def _options(pairs: list[str]) -> dict:
-    """``KEY=VALUE`` strings -> options (values parsed as YAML: 16 -> int, l2 -> str, [3, 32, 32] -> list)."""
-    import yaml
-
-    from prunebench.errors import UserError
-
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UserError(f"--option expects KEY=VALUE, got {pair!r} (e.g. --option round_to=16)")
-        try:
-            out[key] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise UserError(f"--option {key}: cannot read {value!r} as a value") from None
-    return out
 
 
 def _latency_ms(model, shape: tuple[int, ...]) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from prunebench.cli.common import add_device, finite, write_json
+from prunebench.cli.common import add_device, finite, key_values, write_json
 from prunebench.device import resolve_device
 from prunebench.outpaths import check_out_file
 
@@ -16,6 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="zoo model name (prunebench list models)")
     p.add_argument("--data", required=True, help="dataset name (prunebench list datasets)")
     p.add_argument("--data-root", help="folder (or .npz file) holding the dataset; default: standard locations")
+    p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a dataset option (repeatable), e.g. size=32 for image-folder (prunebench list datasets)")
     p.add_argument("--width", type=float, default=1.0, help="width multiplier of the model (default 1)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128)
@@ -63,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or f"checkpoints/{args.model}-{args.data}-s{args.seed}"
     check_out_file(out, "--out", (".safetensors", ".metrics.json"))
     device = resolve_device(args.device)
-    data = load_dataset(args.data, args.data_root, train_limit=args.train_limit)
+    data_options = key_values(args.data_option, "--data-option")
+    data = load_dataset(args.data, args.data_root, train_limit=args.train_limit, options=data_options)
     kwargs = {"in_channels": data.info.in_channels, "num_classes": data.info.num_classes, "width": args.width,
               "image_size": data.info.image_size[0]}
     model = create_model(args.model, **kwargs)
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                "best_epoch": result.best_epoch, "train_seconds": result.seconds, "images_per_s": result.images_per_s}
     meta = {"model": args.model, "model_kwargs": kwargs, "dataset": args.data, "data_root": args.data_root,
             "val_fraction": VAL_FRACTION, "split_seed": 0, "seed": args.seed, "train": cfg.model_dump(mode="json"),
-            "metrics": metrics, "history": result.history}
+            "metrics": metrics, "history": result.history, **({"data_options": data_options} if data_options else {})}
     path = save_checkpoint(out, model, meta)
     write_json(path.with_suffix(".metrics.json"), metrics)
     print(f"test accuracy {test['acc']:.4f}  (loss {test['loss']:.4f}, best val {result.best_val_acc:.4f} at epoch "

@@ -5,7 +5,9 @@ and device-resident batching. ``load_dataset(name)`` is the one call most code n
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from prunebench.data.base import DataInfo, Dataset, Split
 from prunebench.data.loader import DeviceLoader
@@ -15,19 +17,24 @@ from prunebench.data.tensors import from_tensors
 from prunebench.errors import UserError
 
 
-def load_splits(name: str, root: str | Path | None = None) -> tuple[DataInfo, dict[str, Split]]:
-    """The raw splits a dataset has on disk (e.g. MNIST's test set alone, for OoD use)."""
-    return DATASETS.get(name)(Path(root) if root is not None else None)
+def load_splits(name: str, root: str | Path | None = None, options: Mapping[str, Any] | None = None,
+                ) -> tuple[DataInfo, dict[str, Split]]:
+    """The raw splits a dataset has on disk (e.g. MNIST's test set alone, for OoD use). ``options``: the
+    dataset's own options (e.g. image-folder's ``size``), checked against its options model."""
+    spec = DATASETS.spec(name)
+    given = spec.non_default(spec.parse_options(options or {}))
+    return spec.obj(Path(root) if root is not None else None, **given)
 
 
 def load_dataset(name: str, root: str | Path | None = None, *, val_fraction: float = VAL_FRACTION, split_seed: int = 0,
-                 train_limit: int | None = None, test_limit: int | None = None) -> Dataset:
+                 train_limit: int | None = None, test_limit: int | None = None,
+                 options: Mapping[str, Any] | None = None) -> Dataset:
     """A dataset with train / validation (carved from train, fixed and saved) / test splits.
 
     ``train_limit`` / ``test_limit`` keep the first N images of the (post-carve) training and the test
     split, for quick runs; the validation split is unaffected by them.
     """
-    info, splits = load_splits(name, root)
+    info, splits = load_splits(name, root, options)
     missing = {"train", "test"} - set(splits)
     if missing:
         raise UserError(f"dataset {name!r} has no {'/'.join(sorted(missing))} split here; training needs both (add the files)")

@@ -64,6 +64,13 @@ class Dataset:
         std = torch.tensor(self.info.std, device=x01.device, dtype=x01.dtype).view(1, -1, 1, 1)
         return (x01 - mean) / std
 
+    def summary(self) -> dict[str, object]:
+        """What a report says of the data (JSON-ready): name, split sizes, image geometry, class names."""
+        i = self.info
+        return {"name": i.name, "train": len(self.train), "val": len(self.val), "test": len(self.test),
+                "channels": i.in_channels, "image_size": list(i.image_size), "num_classes": i.num_classes,
+                "classes": list(i.classes)}
+
     def split(self, name: str) -> Split:
         if name not in ("train", "val", "test"):
             raise ValueError(f"unknown split {name!r}")

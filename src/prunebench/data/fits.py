@@ -16,7 +16,8 @@ def data_for(meta: dict[str, Any], override: str | None = None, root: str | None
     if not name:
         raise UserError("the checkpoint does not say which dataset it was trained on; pass --data NAME")
     data = load_dataset(name, root or (meta.get("data_root") if not override else None),
-                        val_fraction=meta.get("val_fraction", VAL_FRACTION), split_seed=meta.get("split_seed", 0))
+                        val_fraction=meta.get("val_fraction", VAL_FRACTION), split_seed=meta.get("split_seed", 0),
+                        options=meta.get("data_options") if not override else None)
     check_data_fits(meta, data.info)
     return data
 

@@ -4,6 +4,7 @@ present, and the resolved configuration."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,6 +37,7 @@ from prunebench.report.content import (
     signed,
 )
 from prunebench.report.decisions import decisions_section, finding_blocks
+from prunebench.study.rundir import read_data_summary
 
 if TYPE_CHECKING:
     from prunebench.study.rundir import CellFailure
@@ -124,6 +126,13 @@ def overview(rows: Sequence[Row], an: A.Analysis, run_dir: str, config: Mapping 
         blocks.extend(finding_blocks(an))
         if an.methods:
             blocks.append(glance_table(an))
+    data = read_data_summary(Path(run_dir))
+    if data:
+        names = ", ".join(data.get("classes") or []) or f"{data.get('num_classes')} unnamed classes"
+        size = "x".join(str(v) for v in data.get("image_size", []))
+        blocks.append(Text(f"Data {data.get('name')}: {data.get('train')} training, {data.get('val')} validation "
+                           f"(carved from train, used for checkpoint selection and data-informed pruning) and "
+                           f"{data.get('test')} test images, {data.get('channels')} x {size}; classes: {names}."))
     if cfg.get("parent"):
         blocks.append(Text(f"Given parent {cfg['parent']}: it was loaded, not trained. Every repetition starts from "
                            "this one parent, so repetitions vary only the pruning and retraining seed; they are not "

@@ -41,7 +41,7 @@ def get_dataset(spec: dict[str, Any]):
     if key not in _DATA:
         _DATA[key] = load_dataset(spec["name"], spec.get("root"), val_fraction=spec.get("val_fraction", VAL_FRACTION),
                                   split_seed=spec.get("split_seed", 0), train_limit=spec.get("train_limit"),
-                                  test_limit=spec.get("test_limit"))
+                                  test_limit=spec.get("test_limit"), options=spec.get("options"))
     return _DATA[key]
 
 
@@ -83,6 +83,7 @@ def _meta(c: Cell, kwargs: dict[str, Any], data_spec: dict[str, Any], **extra: A
     return {**checkpoint_meta(c.run["model"]), "model_kwargs": kwargs, "dataset": data_spec["name"],
             "data_root": data_spec.get("root"), "val_fraction": data_spec.get("val_fraction", VAL_FRACTION),
             "split_seed": data_spec.get("split_seed", 0), "train_limit": data_spec.get("train_limit"),
+            **({"data_options": data_spec["options"]} if data_spec.get("options") else {}),
             "cell": c.key, "kind": c.kind, "config": c.config, **extra}
 
 

@@ -60,11 +60,26 @@ class DatasetSpec(_Strict):
     split_seed: int = 0
     train_limit: int | None = Field(None, gt=0, description="first N training images only (quick runs)")
     test_limit: int | None = Field(None, gt=0, description="first N test images only (quick runs)")
+    options: dict[str, Any] = Field(default_factory=dict, description="the dataset's own options, e.g. image-folder's "
+                                    "size: 32 (prunebench list datasets)")
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, v: Any) -> Any:
         return {"name": v} if isinstance(v, str) else v
+
+    def as_run(self) -> dict[str, Any]:
+        """The spec as cells record and hash it: ``options`` only when one differs from its default, so
+        a study without options keeps its keys and spelling a default out changes none."""
+        out = self.model_dump(mode="json")
+        opts = out.pop("options")
+        if opts and not self.name.startswith("<memory>"):
+            from prunebench.data import DATASETS
+
+            opts = DATASETS.spec(self.name).non_default(opts)
+        if opts:
+            out["options"] = opts
+        return out
 
 
 class RatioSpec(_Strict):

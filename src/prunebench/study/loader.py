@@ -99,6 +99,10 @@ def check_names(cfg: StudyConfig, where: str = "config") -> None:
         need(MODELS, cfg.model.name, "model.name")
     if not cfg.dataset.name.startswith(MEMORY):  # a Dataset handed to run_study(data=...)
         need(DATASETS, cfg.dataset.name, "dataset.name")
+        try:
+            DATASETS.spec(cfg.dataset.name).parse_options(cfg.dataset.options)
+        except UserError as bad_options:
+            raise UserError(f"{where}: dataset.options: {bad_options}") from None
     try:
         check_supported(cfg)  # a factory / given parent with sparse-train or scratch baselines
     except UserError as err:

@@ -123,7 +123,7 @@ def plan(cfg: StudyConfig, info: Any) -> list[Cell]:
 
         return plan_sparse(cfg, info)
 
-    ds = cfg.dataset.model_dump(mode="json")
+    ds = cfg.dataset.as_run()
     data_id = {k: v for k, v in ds.items() if k != "test_limit"}
     kwargs = model_kwargs(cfg, info)
     model_id, run_model = model_entries(cfg, kwargs)  # zoo: {"name", "kwargs"} both

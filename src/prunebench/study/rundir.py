@@ -28,6 +28,7 @@ import yaml
 from prunebench.errors import UserError
 
 CONFIG_FILE, PLAN_FILE, RESULTS_FILE = "config.yaml", "plan.json", "results.sqlite"
+DATA_FILE = "data.json"  # the dataset's split sizes, geometry and class names, for the report
 CHECKPOINTS = "checkpoints"  # <cell key>.safetensors of every model cell
 CACHE = "cache"  # corrupted test sets, computed once per study and shared by every eval cell
 LOCK_FILE = ".lock"
@@ -58,6 +59,15 @@ def read_plan_cells(run: Path, *, strict: bool = False) -> list[dict[str, Any]] 
             raise UserError(f"{path} is unreadable ({e}); rerun `prunebench run` to rewrite it") from None
         return None
     return cells if isinstance(cells, list) else None
+
+
+def read_data_summary(run: Path) -> dict[str, Any] | None:
+    """The run's ``data.json`` (:meth:`prunebench.data.base.Dataset.summary`, written when it ran), or None."""
+    try:
+        out = json.loads((Path(run) / DATA_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return out if isinstance(out, dict) else None
 
 
 def read_config_text(run: Path) -> str | None:

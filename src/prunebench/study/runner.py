@@ -46,6 +46,7 @@ from prunebench.study.rundir import (
     CACHE,
     CHECKPOINTS,
     CONFIG_FILE,
+    DATA_FILE,
     PLAN_FILE,
     RESULTS_FILE,
     check_run_dir,
@@ -134,7 +135,7 @@ def run_study(config: StudyConfig | str | Path | Mapping[str, Any] | None = None
     dev = (device or cfg.device) if executor == "ray" else resolve_device(device or cfg.device)
     if isinstance(workers, str):  # "auto"
         workers = 1 if executor == "ray" else auto_workers(str(dev))
-    data = get_dataset(cfg.dataset.model_dump(mode="json"))
+    data = get_dataset(cfg.dataset.as_run())
     cells = plan(cfg, data.info)
     check_models(cells)
     if cfg.mode == "sparse-train":
@@ -164,6 +165,7 @@ def run_study(config: StudyConfig | str | Path | Mapping[str, Any] | None = None
             if extend:
                 keep_earlier_config(run, cfg)
             write_atomic(run / CONFIG_FILE, config_text(cfg))
+            write_atomic(run / DATA_FILE, json.dumps(data.summary(), indent=1))
             listed = [c.to_json() for c in cells]
             write_atomic(run / PLAN_FILE, json.dumps({"format": FORMAT, "name": cfg.name, "delta": cfg.delta,
                                                       "cells": merged_plan(run, listed) if extend else listed}, indent=1))

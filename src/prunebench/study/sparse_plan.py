@@ -136,7 +136,7 @@ def plan_sparse(cfg: StudyConfig, info: Any) -> list[Cell]:
     """All cells of a sparse-train study, each after its deps: per size and seed the dense reference and its
     evals, then every run x sparsity and its evals."""
     assert cfg.sparse is not None
-    ds = cfg.dataset.model_dump(mode="json")
+    ds = cfg.dataset.as_run()
     data_id = {k: v for k, v in ds.items() if k != "test_limit"}
     seeds = cfg.seed_list()
     all_sizes = sizes(cfg)
