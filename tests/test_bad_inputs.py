@@ -86,6 +86,15 @@ def world(tmp_path_factory, smoke_run) -> Path:
     np.save(w / "single.npy", img)
     shutil.copy(w / "single.npy", w / "single.npz")
     (w / "npz-folder").mkdir()
+    from PIL import Image
+
+    for folder, sizes in (("imgs-empty-class", (8, 8)), ("imgs-mixed", (8, 12))):
+        for c, side in zip(("a", "b"), sizes):
+            (w / folder / c).mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(img[i, 0, :side, :side]).save(w / folder / c / f"{i}.png")
+    (w / "imgs-empty-class" / "c").mkdir()
+    (w / "imgs-none").mkdir()
     good = dict(SMOKE)
     ys = {
         "binary.yaml": os.urandom(300) + b"\xff\xfe",
@@ -277,6 +286,29 @@ CASES = [
     ("report-not-a-run", ["report", f"{W}/not-a-run"], "not a prunebench run directory"),
     ("report-bad-delta", ["report", f"{W}/run", "--delta", "2"], "--delta must be in [0, 1)"),
     ("report-zero-bootstrap", ["report", f"{W}/run", "--bootstrap", "0"], "--bootstrap"),
+    ("train-imagefolder-empty-class", ["train", "--model", "lenet5", "--data", "image-folder", "--data-root",
+                                       f"{W}/imgs-empty-class"], "imgs-empty-class/c holds no images"),
+    ("train-imagefolder-mixed-sizes", ["train", "--model", "lenet5", "--data", "image-folder", "--data-root",
+                                       f"{W}/imgs-mixed"], "declare a size in the dataset options"),
+    ("train-imagefolder-no-images", ["train", "--model", "lenet5", "--data", "image-folder", "--data-root",
+                                     f"{W}/imgs-none"], "holds no class folders with images"),
+    ("train-imagefolder-bad-size", ["train", "--model", "lenet5", "--data", "image-folder", "--data-root",
+                                    f"{W}/imgs-mixed", "--data-option", "size=2"], "size"),
+    ("train-data-option-no-value", ["train", "--model", "lenet5", "--data", "image-folder", "--data-option", "size"],
+     "--data-option expects KEY=VALUE"),
+    # ---- export
+    ("export-unknown-format", ["export", f"{W}/ck.safetensors", "--format", "onxx", "--out", "m.onnx"],
+     "unknown export format 'onxx'"),
+    ("export-wrong-suffix", ["export", f"{W}/ck.safetensors", "--format", "onnx", "--out", "m.pt"], "should end in .onnx"),
+    ("export-csr-of-dense", ["export", f"{W}/ck.safetensors", "--format", "csr", "--out", "m.safetensors"],
+     "the checkpoint is dense"),
+    ("export-latency-not-onnx", ["export", f"{W}/ck.safetensors", "--format", "torchscript", "--out", "m.pt",
+                                 "--latency"], "use it with --format onnx"),
+    ("export-out-unwritable", ["export", f"{W}/ck.safetensors", "--format", "onnx", "--out", f"{UNWRITABLE}.onnx"],
+     "cannot write"),
+    ("export-out-is-folder", ["export", f"{W}/ck.safetensors", "--format", "onnx", "--out", f"{W}/a-folder"],
+     "is an existing folder"),
+    ("export-truncated", ["export", f"{W}/truncated.safetensors", "--format", "onnx", "--out", "m.onnx"], "unreadable"),
     ("report-damaged-store", ["report", f"{W}/damaged-run"], "not a prunebench results store"),
     # ---- corrupt
     ("corrupt-zero-images", ["corrupt", "--out", "g.png", "--images", "0"], "--images must be between 1 and"),
