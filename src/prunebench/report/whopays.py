@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prunebench.analysis.paired import BEYOND
+from prunebench.analysis.perclass import worst_label
 from prunebench.report.content import Section, Table, Text, pct, signed
 
 
@@ -57,13 +58,20 @@ def who_pays_section(wp: Any, reference: str | None) -> Section:
         return Section("who-pays", "Who pays for pruning", blocks)
     pay = wp.classes_that_pay
     if pay:
-        body = [[r["method"], pct(r["target_ratio"], 0), r["distribution"], r["worst_class"],
+        body = [[r["method"], pct(r["target_ratio"], 0), r["distribution"],
+                 worst_label(r["worst_class"], r.get("tied_classes", [])),
                  _iv(r["worst_delta"], r["worst_low"], r["worst_high"]),
-                 _iv(r["overall_delta"], r["overall_low"], r["overall_high"]), signed(100 * r["disparity"])]
+                 _iv(r["overall_delta"], r["overall_low"], r["overall_high"]),
+                 _iv(r["disparity"], r["disparity_low"], r["disparity_high"]) if "disparity_low" in r
+                 else signed(100 * r["disparity"])]
                 for r in pay]
+        open_ = sum(not r.get("worst_resolved", True) for r in pay)
         blocks.append(Table(["method", "target [%]", "distribution", "worst class", "its Delta [pp]", "overall Delta [pp]",
                              "disparity [pp]"], body, f"Classes that pay: the class with the largest error increase, at "
-                             f"{100 * pay[0]['level']:g}% confidence; disparity = worst-class Delta minus overall Delta",
+                             f"{100 * pay[0]['level']:g}% confidence; disparity = worst-class Delta minus overall Delta. "
+                             "'unresolved: a, b, ...' = the measurement cannot rank the worst class (first) above the "
+                             "others named (the paired interval of their difference reaches 0)"
+                             + (f"; {open_} of {len(pay)} rankings unresolved" if open_ else ""),
                              collapsed=len(body) > 24))
     dists = list(dict.fromkeys(r["distribution"] for r in wp.per_class))
     shown = reference if reference is not None and reference in dists else (dists[0] if dists else "")
