@@ -90,3 +90,6 @@ def test_report_shows_who_pays_with_the_tables_numbers(smoke_run, tmp_path):
     heat = {ln.split("|")[1].strip(): ln for ln in section.splitlines() if ln.startswith("| ") and ln.count("|") > 4}
     for r in (r for r in wp.per_class if r["distribution"] == "nominal"):  # each class's Delta in its heat-table row
         assert f"{100 * r['delta']:+.1f}" in heat[r["class"]], r
+    html = (copy / "report.html").read_text()
+    who = html.split('id="who-pays"', 1)[1].split("<section", 1)[0]
+    assert who.count("data:image/png;base64,") >= 2  # the per-class heat map and the PIE fraction figure

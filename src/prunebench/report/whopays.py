@@ -1,7 +1,8 @@
 """The report's "Who pays for pruning" section: which classes and which test examples lose (Hooker et al.,
 "What Do Compressed Deep Neural Networks Forget?", 2019), from :func:`prunebench.study.whopays.who_pays`.
 
-Tables only (numbers with their paired intervals); the per-class Delta table is shaded like a heat map.
+Tables (numbers with their paired intervals; the per-class Delta table is shaded like a heat map) and figures
+(:mod:`prunebench.report.whopays_plots`: the per-class Delta heat map per method, PIE fraction vs prune ratio).
 """
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import Any
 
 from prunebench.analysis.paired import BEYOND
 from prunebench.analysis.perclass import worst_label
-from prunebench.report.content import Section, Table, Text, pct, signed
+from prunebench.report.content import Image, Section, Table, Text, pct, signed
+from prunebench.report.plots import method_colors
+from prunebench.report.whopays_plots import heat_figure, heat_matrix, pie_curves, pie_figure
 
 
 def _iv(est: float, low: float, high: float) -> str:
@@ -45,8 +48,9 @@ def class_heat_table(per_class: Sequence[Mapping[str, Any]], distribution: str) 
                  "darker = larger loss", shade)
 
 
-def who_pays_section(wp: Any, reference: str | None) -> Section:
-    """The section from a :class:`~prunebench.study.whopays.WhoPays` (``reference``: the heat map's distribution)."""
+def who_pays_section(wp: Any, reference: str | None, colors: Mapping[str, str] | None = None) -> Section:
+    """The section from a :class:`~prunebench.study.whopays.WhoPays` (``reference``: the heat map's distribution;
+    ``colors``: the report's colour per method, by default :func:`~prunebench.report.plots.method_colors`)."""
     blocks: list[Any] = [Text(
         "An accuracy within delta of the parent can hide a class, or a set of inputs, that lost far more. Per class: "
         "the paired error increase over the parent on that class's examples, with its interval from the study's "
@@ -75,10 +79,21 @@ def who_pays_section(wp: Any, reference: str | None) -> Section:
                              collapsed=len(body) > 24))
     dists = list(dict.fromkeys(r["distribution"] for r in wp.per_class))
     shown = reference if reference is not None and reference in dists else (dists[0] if dists else "")
+    methods = sorted({r["method"] for r in [*wp.per_class, *wp.pies]})
+    if colors is None and methods:
+        colors = method_colors(methods)
+    colors = colors or {}
+    mats = [m for m in (heat_matrix(wp.per_class, shown, meth) for meth in methods) if m is not None]
+    if mats:
+        blocks.append(Image(heat_figure(mats, colors, wp.per_class[0]["level"]),
+                            f"{shown}: per-class Delta [pp] per method, class x target prune ratio (red: the class lost "
+                            "accuracy, blue: it gained; one colour scale for all methods)"))
     heat = class_heat_table(wp.per_class, shown)
     if heat is not None:
         blocks.append(heat)
     if wp.pies:
+        blocks.append(Image(pie_figure(pie_curves(wp.pies), colors),
+                            "PIE fraction (share of test examples whose answer pruning changed) vs target prune ratio"))
         body = [[r["method"], pct(r["target_ratio"], 0), r["distribution"], r["definition"], str(r["count"]),
                  pct(r["fraction"], 2), f"{pct(r['parent_acc_pie'])} / {pct(r['parent_acc_rest'])}",
                  f"{pct(r['pruned_acc_pie'])} / {pct(r['pruned_acc_rest'])}"] for r in wp.pies]
