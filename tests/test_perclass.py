@@ -93,6 +93,8 @@ def test_modal_rule_on_hand_made_predictions() -> None:
     assert s.count == 4 and s.fraction == pytest.approx(4 / 6) and s.repetitions == 3
     assert s.parent_acc_rest == pytest.approx(5 / 6)  # columns 0 and 4: 3/3 and 2/3 right
     assert s.pruned_acc_pie == pytest.approx(4 / 12)  # one right answer in each PIE column (1, 2, 3, 5)
+    # each PIE's modal predictions, aligned with the indices
+    assert s.indices == (1, 2, 3, 5) and s.parent_modal == (1, 2, 3, 5) and s.pruned_modal == (2, 1, 1, 0)
 
 
 def test_pie_overlap_between_methods() -> None:

@@ -72,3 +72,43 @@ def test_section_has_the_figures_when_there_are_data() -> None:
 @pytest.mark.parametrize("wp", [WhoPays(), WhoPays(missing="no predictions recorded")])
 def test_section_has_no_figures_without_data(wp) -> None:
     assert _images(who_pays_section(wp, "nominal")) == []
+
+
+def _pie(indices, labels, parent, pruned) -> dict:
+    return {**PIES[0], "count": len(indices), "fraction": len(indices) / 500, "indices": list(indices),
+            "labels": list(labels), "parent_pred": list(parent), "pruned_pred": list(pruned)}
+
+
+def test_pie_tiles_put_what_pruning_broke_first() -> None:
+    from prunebench.report.whopays_pies import Tile, pie_tiles
+
+    rec = _pie([3, 5, 8, 9], [0, 1, 2, 1], [1, 1, 2, 0], [0, 2, 0, 2])
+    # index 5 and 8: parent right, pruned wrong (first, in split order); 3: pruning fixed it; 9: both wrong
+    tiles = pie_tiles(rec, ["zero", "one", "two"])
+    assert [t.index for t in tiles] == [5, 8, 3, 9]
+    assert tiles[0] == Tile(5, "one", "one", "two") and tiles[2] == Tile(3, "zero", "one", "zero")
+    assert "true: one" in tiles[0].title and "pruned: two" in tiles[0].title
+    assert len(pie_tiles(_pie(range(30), [0] * 30, [0] * 30, [1] * 30), ["a", "b"])) == 16
+
+
+@pytest.mark.parametrize(("data", "why"), [(None, "names no dataset"), ({"name": "no-such-set"}, "no-such-set")])
+def test_unloadable_dataset_gives_a_one_line_note(data, why) -> None:
+    wp = WhoPays(PER_CLASS, [], [_pie([1, 2], [0, 1], [0, 1], [1, 0])], [], ("k0", "k1"), data=data)
+    sec = who_pays_section(wp, "nominal", {"a": "#ff0000", "b": "#0000ff"})
+    notes = [b.text for b in sec.blocks if getattr(b, "style", "") == "note"]
+    assert len(notes) == 1 and "not shown" in notes[0] and why in notes[0]
+    assert len(_images(sec)) == 2  # heat map and PIE fraction; no grid
+
+
+def test_grid_refuses_a_test_split_with_other_labels() -> None:
+    from prunebench.data import load_dataset
+    from prunebench.report.whopays_pies import pie_grid_blocks
+
+    y = load_dataset("fashion-mnist", test_limit=20).test.y.numpy()
+    spec = {"name": "fashion-mnist", "test_limit": 20}
+    good = WhoPays(pies=[_pie([2, 7], y[[2, 7]], y[[2, 7]], (y[[2, 7]] + 1) % 10)], classes=(), data=spec)
+    blocks = pie_grid_blocks(good, "nominal")
+    assert isinstance(blocks[0], Image) and blocks[1].rows[0][:2] == ["2", f"class {y[2]}"]
+    bad = WhoPays(pies=[_pie([2, 7], (y[[2, 7]] + 1) % 10, y[[2, 7]], y[[2, 7]])], data=spec)
+    (note,) = pie_grid_blocks(bad, "nominal")
+    assert "does not carry the labels the study recorded" in note.text

@@ -121,7 +121,9 @@ def pie_tables(rows: Sequence[Mapping[str, Any]], predictions: Mapping[str, Mapp
     """(PIE records per method x ratio x distribution, Jaccard overlap records between methods at equal ratio).
 
     With R repetitions the PIEs follow the modal rule over the R parents and the R pruned models; with one
-    repetition they are the examples whose prediction changed (``definition`` says which)."""
+    repetition they are the examples whose prediction changed (``definition`` says which). Each record lists
+    the PIEs' ``indices`` into the test split, their ``labels`` and the parents' and pruned models' modal
+    predictions there (``parent_pred``, ``pruned_pred``, aligned with ``indices``)."""
     y = study_labels(predictions)
     if y is None:
         return [], []
@@ -148,7 +150,8 @@ def pie_tables(rows: Sequence[Mapping[str, Any]], predictions: Mapping[str, Mapp
                             "definition": "modal" if s.repetitions > 1 else "changed (one repetition)",
                             "parent_acc_pie": s.parent_acc_pie, "parent_acc_rest": s.parent_acc_rest,
                             "pruned_acc_pie": s.pruned_acc_pie, "pruned_acc_rest": s.pruned_acc_rest,
-                            "indices": list(s.indices)})
+                            "indices": list(s.indices), "labels": [int(v) for v in y[list(s.indices)]],
+                            "parent_pred": list(s.parent_modal), "pruned_pred": list(s.pruned_modal)})
     over = [{"target_ratio": ratio, "distribution": dist, "method_a": m1, "method_b": m2, "jaccard": j}
             for (ratio, dist), ms in sorted(masks.items()) for (m1, m2), j in overlaps(ms).items()]
     return records, over

@@ -2,7 +2,8 @@
 "What Do Compressed Deep Neural Networks Forget?", 2019), from :func:`prunebench.study.whopays.who_pays`.
 
 Tables (numbers with their paired intervals; the per-class Delta table is shaded like a heat map) and figures
-(:mod:`prunebench.report.whopays_plots`: the per-class Delta heat map per method, PIE fraction vs prune ratio).
+(:mod:`prunebench.report.whopays_plots`: the per-class Delta heat map per method, PIE fraction vs prune ratio;
+:mod:`prunebench.report.whopays_pies`: a picture grid of the most affected method's PIEs).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from prunebench.analysis.paired import BEYOND
 from prunebench.analysis.perclass import worst_label
 from prunebench.report.content import Image, Section, Table, Text, pct, signed
 from prunebench.report.plots import method_colors
+from prunebench.report.whopays_pies import pie_grid_blocks
 from prunebench.report.whopays_plots import heat_figure, heat_matrix, pie_curves, pie_figure
 
 
@@ -94,6 +96,7 @@ def who_pays_section(wp: Any, reference: str | None, colors: Mapping[str, str] |
     if wp.pies:
         blocks.append(Image(pie_figure(pie_curves(wp.pies), colors),
                             "PIE fraction (share of test examples whose answer pruning changed) vs target prune ratio"))
+        blocks.extend(pie_grid_blocks(wp, reference))
         body = [[r["method"], pct(r["target_ratio"], 0), r["distribution"], r["definition"], str(r["count"]),
                  pct(r["fraction"], 2), f"{pct(r['parent_acc_pie'])} / {pct(r['parent_acc_rest'])}",
                  f"{pct(r['pruned_acc_pie'])} / {pct(r['pruned_acc_rest'])}"] for r in wp.pies]
