@@ -126,3 +126,25 @@ def test_report_pie_grid_shows_the_most_affected_pies_with_their_labels(smoke_ru
         assert (true, par, pru) == (wp.classes[y[i]], wp.classes[p[i]], wp.classes[q[i]])
     broke = [t for t in tiles if t[1] == t[2] != t[3]]
     assert tiles[:len(broke)] == broke  # what pruning broke comes first
+
+
+def test_report_reads_the_store_once_and_who_pays_takes_what_it_read(smoke_run, tmp_path, monkeypatch):
+    from prunebench.report import write_report
+    from prunebench.study import results
+    from prunebench.study.results import load_study_predictions
+
+    run, _, _ = smoke_run
+    copy = tmp_path / "once"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns(".lock"))
+    rows, outcomes, preds = load_study_predictions(copy)
+    alone = load_predictions(copy)  # the same arrays as the separate reader's
+    assert {k: set(v) for k, v in preds.items()} == {k: set(v) for k, v in alone.items()} and preds
+    assert all(np.array_equal(preds[k][t], v) for k, tags in alone.items() for t, v in tags.items())
+    given, read = who_pays(copy, n_boot=200, study=(rows, outcomes, preds)), who_pays(copy, n_boot=200)
+    assert given.per_class == read.per_class and given.classes_that_pay == read.classes_that_pay
+    assert given.pies == read.pies and given.data == read.data == {**given.data, "name": "fashion-mnist"}
+    calls = []
+    real = results._read
+    monkeypatch.setattr(results, "_read", lambda r: calls.append(r) or real(r))
+    write_report(copy)
+    assert len(calls) == 1  # rows, outcomes and predictions for every section from one pass over the store

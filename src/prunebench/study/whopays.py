@@ -7,6 +7,7 @@ tables and ``missing`` says to rerun into a new ``--out``. Computation: :mod:`pr
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,15 +65,20 @@ def class_names_of(run: Path) -> tuple[str, ...]:
 
 
 def who_pays(run_dir: str | Path, *, class_delta: float = DEFAULT_DELTA, confidence: float = CONFIDENCE,
-             n_boot: int = N_BOOT, seed: int = 0, classes: tuple[str, ...] | None = None) -> WhoPays:
-    """Per-class Delta (paired intervals, verdicts against ``class_delta``) and PIEs of every method x ratio."""
+             n_boot: int = N_BOOT, seed: int = 0, classes: tuple[str, ...] | None = None,
+             study: tuple[Sequence[Mapping[str, Any]], Mapping[str, Any], Mapping[str, Any]] | None = None) -> WhoPays:
+    """Per-class Delta (paired intervals, verdicts against ``class_delta``) and PIEs of every method x ratio.
+
+    ``study``: the run's (rows, outcomes, predictions) when the caller already read them
+    (:func:`prunebench.study.results.load_study_predictions`, as the report does); else they are read here,
+    in one pass. Only the plan is read then (number of classes, class names, dataset spec).
+    """
     from prunebench.analysis.whopays import class_tables, pie_tables, study_labels
-    from prunebench.study.results import load_predictions, load_study
+    from prunebench.study.results import load_study_predictions
     from prunebench.study.rundir import num_classes
 
     run = Path(run_dir)
-    rows, outcomes = load_study(run)
-    preds = load_predictions(run)
+    rows, outcomes, preds = study if study is not None else load_study_predictions(run)
     labels = study_labels(preds)
     nc = num_classes(run)
     if labels is None or nc is None:
