@@ -33,6 +33,26 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
     return model
 
 
+def check_parent(out: Path) -> tuple[nn.Module, Any, dict[str, Any], Path]:
+    """The parent of the ``prunebench check`` tests, trained on real Fashion-MNIST: lenet5, one epoch on 2000
+    training images (seed 0), validation cut to 500 images, test to 500; saved as ``out/parent``.
+    Returns (model, dataset, checkpoint meta, checkpoint path)."""
+    from prunebench.data import load_dataset
+    from prunebench.data.base import Dataset
+    from prunebench.models import create_model
+    from prunebench.store import save_checkpoint
+    from prunebench.training import TrainConfig, train
+
+    data = load_dataset("fashion-mnist", train_limit=2000, test_limit=500)
+    data = Dataset(data.info, data.train, data.val.subset(slice(0, 500)), data.test)
+    kwargs = {"in_channels": 1, "num_classes": 10, "image_size": 28}
+    torch.manual_seed(0)
+    model = create_model("lenet5", **kwargs)
+    train(model, data, TrainConfig(epochs=1, batch_size=64, lr=0.05), progress=False)
+    meta = {"model": "lenet5", "model_kwargs": kwargs, "dataset": "fashion-mnist"}
+    return model, data, meta, save_checkpoint(out / "parent", model, meta)
+
+
 def nested_outcomes(rows, n: int = 10_000) -> dict:
     """Per-example outcomes consistent with every ``<ev>/acc/<dist>`` of the rows: a model with accuracy a gets
     the first round(a n) examples right. Nested sets: two models disagree on exactly |a1 - a2| n examples,

@@ -18,21 +18,11 @@ def ckpts(tmp_path_factory):
     """A parent (lenet5, 1 epoch on 2000 images) and a masked copy of it (95% of every weight tensor masked by
     magnitude). The masked copy stores the parent's dense weights plus masks, so it is only worse if the gate
     applies the masks."""
-    from prunebench.data import load_dataset
-    from prunebench.data.base import Dataset
-    from prunebench.models import create_model
+    from helpers import check_parent
     from prunebench.store import save_checkpoint
-    from prunebench.training import TrainConfig, train
 
-    data = load_dataset("fashion-mnist", train_limit=2000, test_limit=500)
-    data = Dataset(data.info, data.train, data.val.subset(slice(0, 500)), data.test)
-    kwargs = {"in_channels": 1, "num_classes": 10, "image_size": 28}
-    torch.manual_seed(0)
-    model = create_model("lenet5", **kwargs)
-    train(model, data, TrainConfig(epochs=1, batch_size=64, lr=0.05), progress=False)
     out = tmp_path_factory.mktemp("check")
-    meta = {"model": "lenet5", "model_kwargs": kwargs, "dataset": "fashion-mnist"}
-    parent = save_checkpoint(out / "parent", model, meta)
+    model, _, meta, parent = check_parent(out)
     masks = {}
     for name, p in model.named_parameters():
         if name.endswith("weight") and p.dim() > 1:

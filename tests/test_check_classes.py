@@ -18,25 +18,16 @@ ARGS = ["--suite", "nominal", "--limit", "500", "--device", "cpu", "--per-class"
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory):
     """A parent (lenet5, 1 epoch on 2000 images) and the same network with class K's logit suppressed."""
-    from prunebench.data import load_dataset
-    from prunebench.data.base import Dataset
-    from prunebench.models import create_model
+    from helpers import check_parent
     from prunebench.store import save_checkpoint
-    from prunebench.training import TrainConfig, train
 
-    data = load_dataset("fashion-mnist", train_limit=2000, test_limit=500)
-    data = Dataset(data.info, data.train, data.val.subset(slice(0, 500)), data.test)
-    kwargs = {"in_channels": 1, "num_classes": 10, "image_size": 28}
-    torch.manual_seed(0)
-    model = create_model("lenet5", **kwargs)
-    train(model, data, TrainConfig(epochs=1, batch_size=64, lr=0.05), progress=False)
     out = tmp_path_factory.mktemp("check_classes")
-    meta = {"model": "lenet5", "model_kwargs": kwargs, "dataset": "fashion-mnist"}
+    model, data, meta, parent = check_parent(out)
     cut = copy.deepcopy(model)
     last = [m for m in cut.modules() if isinstance(m, nn.Linear)][-1]
     with torch.no_grad():
         last.bias[K] -= 1e6
-    return {"parent": save_checkpoint(out / "parent", model, meta), "cut": save_checkpoint(out / "cut", cut, meta),
+    return {"parent": parent, "cut": save_checkpoint(out / "cut", cut, meta),
             "model": model, "data": data}
 
 

@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 
 from prunebench.analysis.paired import BEYOND, WITHIN, Interval, Resampler
-from prunebench.analysis.perclass import class_deltas, class_gate_status, class_rows, classes_that_pay, per_class_accuracy
+from prunebench.analysis.perclass import (
+    class_deltas,
+    class_gate_status,
+    class_rows,
+    classes_that_pay,
+    per_class_accuracy,
+    worst_and_ties,
+    worst_label,
+)
 from prunebench.analysis.pies import jaccard, modal, overlaps, pie_mask, pie_summary
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -85,6 +93,8 @@ def test_modal_rule_on_hand_made_predictions() -> None:
     assert s.count == 4 and s.fraction == pytest.approx(4 / 6) and s.repetitions == 3
     assert s.parent_acc_rest == pytest.approx(5 / 6)  # columns 0 and 4: 3/3 and 2/3 right
     assert s.pruned_acc_pie == pytest.approx(4 / 12)  # one right answer in each PIE column (1, 2, 3, 5)
+    # each PIE's modal predictions, aligned with the indices
+    assert s.indices == (1, 2, 3, 5) and s.parent_modal == (1, 2, 3, 5) and s.pruned_modal == (2, 1, 1, 0)
 
 
 def test_pie_overlap_between_methods() -> None:
@@ -110,3 +120,66 @@ def test_class_deltas_share_the_study_bootstrap_weights() -> None:
     assert num == pytest.approx(d[0, 0] @ w.T)
     iv = Interval.from_samples(pts[0, 0], boot[0, 0], 0.95)
     assert iv.low <= pts[0, 0] <= iv.high
+
+
+def _two_payers(second: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels of 4 classes x 200 examples; the parent right everywhere, the pruned model wrong on the first 60
+    examples of class 0 and on the first ``second`` of class 2 (classes 1 and 3 untouched)."""
+    y = np.repeat(np.arange(4), 200)
+    parent = np.ones(len(y), bool)
+    pruned = parent.copy()
+    pruned[np.flatnonzero(y == 0)[:60]] = False
+    pruned[np.flatnonzero(y == 2)[:second]] = False
+    return y, parent, pruned
+
+
+@pytest.mark.parametrize(("second", "tied"), [(0, ()), (56, ("c2",))])
+def test_worst_class_is_resolved_only_when_the_paired_difference_excludes_zero(second, tied) -> None:
+    """Delta = 0.30 on c0; c2 at 0.00 (resolved: c0 is the worst) or 0.28 (0.02 apart with ~0.05 standard
+    error: unresolved, c2 tied); c1 and c3 at 0 are confidently below c0 either way."""
+    names = ["c0", "c1", "c2", "c3"]
+    y, parent, pruned = _two_payers(second)
+    res = Resampler(len(y), 1, 1000, seed=1)
+    rows = class_rows(parent, pruned, y, 4, 0.05, classes=names, resampler=res)
+    _, boot = class_deltas((parent.astype(float) - pruned)[None, None, :], y, 4, res)
+    overall = float(parent.mean() - pruned.mean())
+    pay = classes_that_pay(rows, overall, boot[0])
+    assert pay is not None and pay.worst == "c0" and pay.worst_delta.estimate == pytest.approx(0.30)
+    assert pay.tied == tied and pay.resolved == (not tied)
+    assert pay.label() == ("c0" if not tied else "unresolved: c0, c2")
+    assert worst_and_ties(np.array([r.delta.estimate for r in rows]), boot[0], 0.95) == (0, [2] if tied else [])
+    # without the replicates: overlap of the marginal intervals, never fewer ties than the paired test
+    fallback = classes_that_pay(rows, overall)
+    assert fallback is not None and set(tied) <= set(fallback.tied) and "c1" not in fallback.tied
+
+
+def test_worst_label_lists_ties_and_caps_the_names() -> None:
+    assert worst_label("shirt", []) == "shirt"
+    assert worst_label("shirt", ["coat", "pullover"]) == "unresolved: shirt, coat, pullover"
+    assert worst_label("a", list("bcdef"), limit=3) == "unresolved: a, b, c, +3 more"
+
+
+@pytest.mark.parametrize("second", [0, 56])
+def test_study_records_and_report_say_when_the_worst_class_is_unresolved(second) -> None:
+    from prunebench.analysis.whopays import class_tables
+    from prunebench.report.content import Table
+    from prunebench.report.whopays import who_pays_section
+    from prunebench.study.whopays import WhoPays
+
+    y, parent, pruned = _two_payers(second)
+    rows = [{"kind": "parent", "rep": 0, "model_key": "p"},
+            {"kind": "pruned", "rep": 0, "model_key": "q", "method": "m", "target_ratio": 0.5}]
+    outcomes = {"p": {"correct/nominal": parent}, "q": {"correct/nominal": pruned}}
+    per_class, pay = class_tables(rows, outcomes, y, 4, classes=["c0", "c1", "c2", "c3"], n_boot=1000, seed=1)
+    (rec,) = pay
+    assert rec["worst_class"] == "c0" and rec["worst_resolved"] == (second == 0)
+    assert rec["tied_classes"] == ([] if second == 0 else ["c2"])
+    overall = (60 + second) / 800
+    assert rec["disparity"] == pytest.approx(0.30 - overall)
+    assert rec["disparity_low"] <= rec["disparity"] <= rec["disparity_high"]
+    section = who_pays_section(WhoPays(per_class, pay, classes=("c0", "c1", "c2", "c3")), "nominal")
+    table = next(b for b in section.blocks if isinstance(b, Table) and "worst class" in b.header)
+    cell = table.rows[0][table.header.index("worst class")]
+    assert cell == ("c0" if second == 0 else "unresolved: c0, c2")
+    assert ("rankings unresolved" in table.caption) == (second != 0)
+    assert "[" in table.rows[0][table.header.index("disparity [pp]")]  # the disparity with its interval

@@ -9,7 +9,9 @@ It is paired on the same examples and its interval comes from the study's joint 
 (:class:`prunebench.analysis.paired.Resampler`): the very same Poisson weight per test image, restricted to
 the images of class c (so the class estimates and the overall Delta are one coherent resample), plus the
 repetition and pseudo-count terms of :meth:`Resampler.deltas`. The "classes that pay" summary names the
-worst class, its Delta and the disparity = Delta_worst - Delta_overall. Numpy only (torch-free).
+worst class, its Delta and the disparity = Delta_worst - Delta_overall, and says when the worst class is not
+resolved: when another class's Delta is not confidently below it (paired difference of the same replicates).
+Numpy only (torch-free).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from prunebench.analysis.paired import BEYOND, CONFIDENCE, INCONCLUSIVE, Interval, Resampler, check_confidence
+from prunebench.analysis.paired import BEYOND, CONFIDENCE, INCONCLUSIVE, TOL, Interval, Resampler, check_confidence
 
 
 def _as_2d(correct: np.ndarray) -> np.ndarray:
@@ -108,22 +110,78 @@ def class_rows(parent_correct: np.ndarray, pruned_correct: np.ndarray, labels: n
     return rows
 
 
+def worst_and_ties(points: np.ndarray, boot: np.ndarray, level: float = CONFIDENCE) -> tuple[int, list[int]]:
+    """The class with the largest point Delta_c (ties in the point: the smallest index) and the classes the
+    measurement cannot rank below it.
+
+    ``points`` (C,) and ``boot`` (C, B): per-class Delta and its replicates from one joint bootstrap
+    (:func:`class_deltas`), so Delta_worst - Delta_c has replicates ``boot[w] - boot[c]``. Class c is tied with
+    the worst when that paired difference's interval at ``level`` does not lie wholly above 0. Each comparison
+    at ``level`` is the right test for "the worst class is worse than every other" (it holds only if every
+    one of them holds). Classes with a NaN point (no examples) are skipped.
+    """
+    level = check_confidence(level)
+    pts, b = np.asarray(points, np.float64), np.asarray(boot, np.float64)
+    ok = np.flatnonzero(np.isfinite(pts))
+    if len(ok) == 0:
+        raise ValueError("no class has examples")
+    w = int(ok[np.argmax(pts[ok])])  # argmax: the first (smallest) index among equal points
+    tied = [int(c) for c in ok if c != w
+            and Interval.from_samples(pts[w] - pts[c], b[w] - b[c], level).low <= TOL]
+    return w, tied
+
+
 @dataclass(frozen=True)
 class ClassesThatPay:
-    """The worst class of a comparison: its name, Delta_c (with interval) and disparity = Delta_worst - Delta_overall."""
+    """The worst class of a comparison: its name, Delta_c (with interval), disparity = Delta_worst - Delta_overall,
+    and whether the ranking is resolved (``tied``: the classes the measurement cannot rank below it)."""
 
     worst: str
     worst_delta: Interval
     overall_delta: float
     disparity: float
+    tied: tuple[str, ...] = ()
+
+    @property
+    def resolved(self) -> bool:
+        """True when every other class is confidently below the worst one."""
+        return not self.tied
+
+    def label(self, limit: int = 4) -> str:
+        """The worst class's name, or ``unresolved: worst, tied, ...`` (at most ``limit`` names, then ``+k more``)."""
+        return worst_label(self.worst, self.tied, limit)
 
 
-def classes_that_pay(rows: Sequence[ClassRow], overall_delta: float) -> ClassesThatPay | None:
-    """The summary over one comparison's class rows (the class with the largest point Delta_c); None if no rows."""
+def worst_label(worst: str, tied: Sequence[str], limit: int = 4) -> str:
+    """``worst`` when nothing is tied with it, else ``unresolved: worst, a, b, ...`` (``+k more`` past ``limit``)."""
+    if not tied:
+        return worst
+    names = [worst, *tied]
+    more = f", +{len(names) - limit} more" if len(names) > limit else ""
+    return "unresolved: " + ", ".join(names[:limit]) + more
+
+
+def classes_that_pay(rows: Sequence[ClassRow], overall_delta: float, replicates: np.ndarray | None = None,
+                     ) -> ClassesThatPay | None:
+    """The summary over one comparison's class rows (the class with the largest point Delta_c); None if no rows.
+
+    ``replicates`` (C, B), indexed by class index: the bootstrap replicates of every Delta_c (from
+    :func:`class_deltas`); the ties then come from the paired differences (:func:`worst_and_ties`). Without
+    them, a class is tied when its interval overlaps the worst class's (more conservative: it calls more ties).
+    """
     if not rows:
         return None
     worst = max(rows, key=lambda r: (r.delta.estimate, -r.index))
-    return ClassesThatPay(worst.name, worst.delta, float(overall_delta), float(worst.delta.estimate - overall_delta))
+    if replicates is not None:
+        by = {r.index: r for r in rows}
+        idx = sorted(by)
+        pts = np.array([by[c].delta.estimate for c in idx])
+        _, tied_pos = worst_and_ties(pts, np.asarray(replicates)[idx], worst.delta.level)
+        tied = tuple(by[idx[i]].name for i in tied_pos)
+    else:
+        tied = tuple(r.name for r in sorted(rows, key=lambda r: r.index)
+                     if r is not worst and r.delta.high >= worst.delta.low - TOL)
+    return ClassesThatPay(worst.name, worst.delta, float(overall_delta), float(worst.delta.estimate - overall_delta), tied)
 
 
 def class_gate_status(rows: Sequence[ClassRow]) -> tuple[str, list[str], list[str]]:
@@ -134,4 +192,4 @@ def class_gate_status(rows: Sequence[ClassRow]) -> tuple[str, list[str], list[st
 
 
 __all__ = ["ClassRow", "ClassesThatPay", "class_deltas", "class_gate_status", "class_names", "class_rows",
-           "classes_that_pay", "per_class_accuracy"]
+           "classes_that_pay", "per_class_accuracy", "worst_and_ties", "worst_label"]

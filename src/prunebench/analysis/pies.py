@@ -38,7 +38,8 @@ def pie_mask(parent_preds: np.ndarray, pruned_preds: np.ndarray, num_classes: in
 
 @dataclass(frozen=True)
 class PieSummary:
-    """PIE count and fraction, and accuracy of the parents and pruned models on the PIEs vs on the rest."""
+    """PIE count and fraction, accuracy of the parents and pruned models on the PIEs vs on the rest, and each
+    PIE's index with both populations' modal predictions there."""
 
     n_examples: int
     count: int
@@ -49,6 +50,8 @@ class PieSummary:
     pruned_acc_rest: float
     repetitions: int  # 1: the weaker one-repetition definition
     indices: tuple[int, ...]
+    parent_modal: tuple[int, ...] = ()  # the parents' modal class at each PIE (aligned with ``indices``)
+    pruned_modal: tuple[int, ...] = ()  # the pruned models' modal class at each PIE
 
 
 def _acc(correct: np.ndarray, where: np.ndarray) -> float:
@@ -61,12 +64,18 @@ def pie_summary(parent_preds: np.ndarray, pruned_preds: np.ndarray, labels: np.n
     a = np.atleast_2d(np.asarray(parent_preds, np.int64))
     b = np.atleast_2d(np.asarray(pruned_preds, np.int64))
     y = np.asarray(labels, np.int64)
-    mask = pie_mask(a, b, num_classes)
+    if a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"predictions over {a.shape[-1]} vs {b.shape[-1]} examples: not the same examples")
+    c = num_classes if num_classes is not None else int(max(a.max(initial=0), b.max(initial=0)) + 1)
+    ma, mb = modal(a, c), modal(b, c)
+    mask = ma != mb
     pa, pb = a == y[None, :], b == y[None, :]
     rest = ~mask
     n = len(mask)
+    idx = np.flatnonzero(mask)
     return PieSummary(n, int(mask.sum()), float(mask.mean()) if n else 0.0, _acc(pa, mask), _acc(pa, rest),
-                      _acc(pb, mask), _acc(pb, rest), int(min(len(a), len(b))), tuple(int(i) for i in np.flatnonzero(mask)))
+                      _acc(pb, mask), _acc(pb, rest), int(min(len(a), len(b))), tuple(int(i) for i in idx),
+                      tuple(int(v) for v in ma[idx]), tuple(int(v) for v in mb[idx]))
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:

@@ -7,7 +7,10 @@ classes and labels (``pred/<dist>``, ``label/<dist>``, :func:`prunebench.study.r
   pooled over repetitions with one :class:`~prunebench.analysis.paired.Resampler` for the study
   (:mod:`prunebench.analysis.perclass`); every accuracy-type distribution is over the first n test images in
   split order, so the labels of the nominal test set label every distribution;
-* the "classes that pay" summary per method x ratio x distribution;
+* the "classes that pay" summary per method x ratio x distribution: the worst class by point estimate,
+  ``worst_resolved`` False and ``tied_classes`` naming the classes whose Delta_c the measurement cannot rank
+  below it (paired difference interval, :func:`prunebench.analysis.perclass.worst_and_ties`), and the
+  disparity = Delta_worst - Delta_overall with its interval from the same replicates;
 * PIEs per method x ratio x distribution with recorded predictions (:mod:`prunebench.analysis.pies`), and the
   Jaccard overlap of PIE sets between methods at equal ratio.
 
@@ -22,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from prunebench.analysis.paired import CONFIDENCE, N_BOOT, Interval, Resampler, check_confidence, wrong_diff
-from prunebench.analysis.perclass import class_deltas, class_names, per_class_accuracy
+from prunebench.analysis.perclass import class_deltas, class_names, per_class_accuracy, worst_and_ties
 from prunebench.analysis.pies import overlaps, pie_summary
 
 LABEL_PREFIX = "label/"  # test labels of the first n test images, whichever evaluator recorded them
@@ -101,11 +104,15 @@ def class_tables(rows: Sequence[Mapping[str, Any]], outcomes: Mapping[str, Mappi
                              "verdict": iv.verdict(class_delta)})
             per_class.extend(recs)
             if recs:
-                worst = max(recs, key=lambda d: (d["delta"], -d["class_index"]))
+                w, tied = worst_and_ties(pts[0], boot[0], level)
+                worst = next(r for r in recs if r["class_index"] == w)
+                disp = Interval.from_samples(pts[0, w] - opt[0], boot[0, w] - oboot[0], level)
                 pay.append({"method": method, "target_ratio": ratio, "distribution": dist, "worst_class": worst["class"],
+                            "worst_resolved": not tied, "tied_classes": [names[c] for c in tied],
                             "worst_delta": worst["delta"], "worst_low": worst["low"], "worst_high": worst["high"],
                             "overall_delta": overall.estimate, "overall_low": overall.low, "overall_high": overall.high,
-                            "disparity": worst["delta"] - overall.estimate, "level": level})
+                            "disparity": disp.estimate, "disparity_low": disp.low, "disparity_high": disp.high,
+                            "level": level})
     return per_class, pay
 
 
@@ -114,7 +121,9 @@ def pie_tables(rows: Sequence[Mapping[str, Any]], predictions: Mapping[str, Mapp
     """(PIE records per method x ratio x distribution, Jaccard overlap records between methods at equal ratio).
 
     With R repetitions the PIEs follow the modal rule over the R parents and the R pruned models; with one
-    repetition they are the examples whose prediction changed (``definition`` says which)."""
+    repetition they are the examples whose prediction changed (``definition`` says which). Each record lists
+    the PIEs' ``indices`` into the test split, their ``labels`` and the parents' and pruned models' modal
+    predictions there (``parent_pred``, ``pruned_pred``, aligned with ``indices``)."""
     y = study_labels(predictions)
     if y is None:
         return [], []
@@ -141,7 +150,8 @@ def pie_tables(rows: Sequence[Mapping[str, Any]], predictions: Mapping[str, Mapp
                             "definition": "modal" if s.repetitions > 1 else "changed (one repetition)",
                             "parent_acc_pie": s.parent_acc_pie, "parent_acc_rest": s.parent_acc_rest,
                             "pruned_acc_pie": s.pruned_acc_pie, "pruned_acc_rest": s.pruned_acc_rest,
-                            "indices": list(s.indices)})
+                            "indices": list(s.indices), "labels": [int(v) for v in y[list(s.indices)]],
+                            "parent_pred": list(s.parent_modal), "pruned_pred": list(s.pruned_modal)})
     over = [{"target_ratio": ratio, "distribution": dist, "method_a": m1, "method_b": m2, "jaccard": j}
             for (ratio, dist), ms in sorted(masks.items()) for (m1, m2), j in overlaps(ms).items()]
     return records, over

@@ -91,7 +91,7 @@ def render_report(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, *, con
 def write_report(run_dir: str | Path, *, delta: float | None = None, n_boot: int = N_BOOT, seed: int = 0,
                  confidence: float = CONFIDENCE) -> tuple[Path, Path]:
     """Write ``<run_dir>/report.html`` (self-contained) and ``<run_dir>/summary.md`` from the run's results."""
-    from prunebench.study.results import load_study
+    from prunebench.study.results import load_study_predictions
     from prunebench.study.rundir import RESULTS_FILE, cell_failures, num_classes, pending_cells, read_config_text
     from prunebench.study.whopays import who_pays
 
@@ -99,7 +99,7 @@ def write_report(run_dir: str | Path, *, delta: float | None = None, n_boot: int
     if not run.is_dir() or not (run / RESULTS_FILE).is_file():
         raise UserError(f"{run} is not a prunebench run directory (no {RESULTS_FILE}); pass the folder `prunebench run` wrote")
 
-    rows, outcomes = load_study(run)
+    rows, outcomes, predictions = load_study_predictions(run)  # one pass over the store for everything below
     failures = cell_failures(run)
     if not rows:
         if failures:
@@ -111,7 +111,8 @@ def write_report(run_dir: str | Path, *, delta: float | None = None, n_boot: int
                          title=str(run), outcomes=outcomes, num_classes=num_classes(run), confidence=confidence,
                          failures=failures, pending=pending_cells(run),
                          who=who_pays(run, class_delta=_delta_from(_config_of(run)) if delta is None else delta,
-                                      confidence=confidence, n_boot=n_boot, seed=seed))
+                                      confidence=confidence, n_boot=n_boot, seed=seed,
+                                      study=(rows, outcomes, predictions)))
 
 
 def _terminal_table(rows: Sequence[Mapping[str, Any]], an: Any) -> str:

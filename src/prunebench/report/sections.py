@@ -338,7 +338,7 @@ def build_document(rows: Sequence[Row], an: A.Analysis, run_dir: str, config: Ma
     if who is not None:  # a WhoPays of the run (per-class Delta, PIEs)
         from prunebench.report.whopays import who_pays_section
 
-        sections.append(who_pays_section(who, an.reference))
+        sections.append(who_pays_section(who, an.reference, colors))
     for ev, keys in metric_keys(rows).items():
         if ev == an.reference_group:  # its accuracy is the main plot above
             continue

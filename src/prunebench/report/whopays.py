@@ -1,7 +1,9 @@
 """The report's "Who pays for pruning" section: which classes and which test examples lose (Hooker et al.,
 "What Do Compressed Deep Neural Networks Forget?", 2019), from :func:`prunebench.study.whopays.who_pays`.
 
-Tables only (numbers with their paired intervals); the per-class Delta table is shaded like a heat map.
+Tables (numbers with their paired intervals; the per-class Delta table is shaded like a heat map) and figures
+(:mod:`prunebench.report.whopays_plots`: the per-class Delta heat map per method, PIE fraction vs prune ratio;
+:mod:`prunebench.report.whopays_pies`: a picture grid of the most affected method's PIEs).
 """
 from __future__ import annotations
 
@@ -9,7 +11,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prunebench.analysis.paired import BEYOND
-from prunebench.report.content import Section, Table, Text, pct, signed
+from prunebench.analysis.perclass import worst_label
+from prunebench.report.content import Image, Section, Table, Text, pct, signed
+from prunebench.report.plots import method_colors
+from prunebench.report.whopays_pies import pie_grid_blocks
+from prunebench.report.whopays_plots import heat_figure, heat_matrix, pie_curves, pie_figure
 
 
 def _iv(est: float, low: float, high: float) -> str:
@@ -44,8 +50,9 @@ def class_heat_table(per_class: Sequence[Mapping[str, Any]], distribution: str) 
                  "darker = larger loss", shade)
 
 
-def who_pays_section(wp: Any, reference: str | None) -> Section:
-    """The section from a :class:`~prunebench.study.whopays.WhoPays` (``reference``: the heat map's distribution)."""
+def who_pays_section(wp: Any, reference: str | None, colors: Mapping[str, str] | None = None) -> Section:
+    """The section from a :class:`~prunebench.study.whopays.WhoPays` (``reference``: the heat map's distribution;
+    ``colors``: the report's colour per method, by default :func:`~prunebench.report.plots.method_colors`)."""
     blocks: list[Any] = [Text(
         "An accuracy within delta of the parent can hide a class, or a set of inputs, that lost far more. Per class: "
         "the paired error increase over the parent on that class's examples, with its interval from the study's "
@@ -57,20 +64,39 @@ def who_pays_section(wp: Any, reference: str | None) -> Section:
         return Section("who-pays", "Who pays for pruning", blocks)
     pay = wp.classes_that_pay
     if pay:
-        body = [[r["method"], pct(r["target_ratio"], 0), r["distribution"], r["worst_class"],
+        body = [[r["method"], pct(r["target_ratio"], 0), r["distribution"],
+                 worst_label(r["worst_class"], r.get("tied_classes", [])),
                  _iv(r["worst_delta"], r["worst_low"], r["worst_high"]),
-                 _iv(r["overall_delta"], r["overall_low"], r["overall_high"]), signed(100 * r["disparity"])]
+                 _iv(r["overall_delta"], r["overall_low"], r["overall_high"]),
+                 _iv(r["disparity"], r["disparity_low"], r["disparity_high"]) if "disparity_low" in r
+                 else signed(100 * r["disparity"])]
                 for r in pay]
+        open_ = sum(not r.get("worst_resolved", True) for r in pay)
         blocks.append(Table(["method", "target [%]", "distribution", "worst class", "its Delta [pp]", "overall Delta [pp]",
                              "disparity [pp]"], body, f"Classes that pay: the class with the largest error increase, at "
-                             f"{100 * pay[0]['level']:g}% confidence; disparity = worst-class Delta minus overall Delta",
+                             f"{100 * pay[0]['level']:g}% confidence; disparity = worst-class Delta minus overall Delta. "
+                             "'unresolved: a, b, ...' = the measurement cannot rank the worst class (first) above the "
+                             "others named (the paired interval of their difference reaches 0)"
+                             + (f"; {open_} of {len(pay)} rankings unresolved" if open_ else ""),
                              collapsed=len(body) > 24))
     dists = list(dict.fromkeys(r["distribution"] for r in wp.per_class))
     shown = reference if reference is not None and reference in dists else (dists[0] if dists else "")
+    methods = sorted({r["method"] for r in [*wp.per_class, *wp.pies]})
+    if colors is None and methods:
+        colors = method_colors(methods)
+    colors = colors or {}
+    mats = [m for m in (heat_matrix(wp.per_class, shown, meth) for meth in methods) if m is not None]
+    if mats:
+        blocks.append(Image(heat_figure(mats, colors, wp.per_class[0]["level"]),
+                            f"{shown}: per-class Delta [pp] per method, class x target prune ratio (red: the class lost "
+                            "accuracy, blue: it gained; one colour scale for all methods)"))
     heat = class_heat_table(wp.per_class, shown)
     if heat is not None:
         blocks.append(heat)
     if wp.pies:
+        blocks.append(Image(pie_figure(pie_curves(wp.pies), colors),
+                            "PIE fraction (share of test examples whose answer pruning changed) vs target prune ratio"))
+        blocks.extend(pie_grid_blocks(wp, reference))
         body = [[r["method"], pct(r["target_ratio"], 0), r["distribution"], r["definition"], str(r["count"]),
                  pct(r["fraction"], 2), f"{pct(r['parent_acc_pie'])} / {pct(r['parent_acc_rest'])}",
                  f"{pct(r['pruned_acc_pie'])} / {pct(r['pruned_acc_rest'])}"] for r in wp.pies]

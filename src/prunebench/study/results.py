@@ -57,11 +57,15 @@ def load_predictions(run_dir: str | Path) -> dict[str, dict[str, Any]]:
     Same filter as :func:`load_results`. Evaluations recorded before prunebench stored predictions have
     none (per-class Delta and PIEs then need a rerun into a new ``--out``); nothing fails.
     """
+    run = Path(run_dir)
+    return _predictions(run, *_read(run))
+
+
+def _predictions(run: Path, cells: list[dict[str, Any]], records: dict[str, Any]) -> dict[str, dict[str, Any]]:
     from prunebench.analysis.outcomes import PREDICTIONS_KEY, unpack_labels
 
-    run = Path(run_dir)
     out: dict[str, dict[str, Any]] = {}
-    for cell, rec, model in _current_evals(*_read(run)):
+    for cell, rec, model in _current_evals(cells, records):
         for tag, packed in (rec.metrics.get(PREDICTIONS_KEY) or {}).items():
             try:
                 out.setdefault(model["model_key"], {})[tag] = unpack_labels(packed)
@@ -74,10 +78,24 @@ def load_predictions(run_dir: str | Path) -> dict[str, dict[str, Any]]:
 def load_study(run_dir: str | Path, *, outcomes: bool = True) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """Rows and (unless ``outcomes=False``) per-example outcomes of ``run_dir`` from ONE read-only pass
     over its plan and store (what the report, ``run``'s summary and the analysis need together)."""
-    from prunebench.analysis.outcomes import OUTCOMES_KEY, unpack
+    run = Path(run_dir)
+    return _rows_outcomes(run, *_read(run), outcomes)
 
+
+def load_study_predictions(run_dir: str | Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]],
+                                                         dict[str, dict[str, Any]]]:
+    """Rows, per-example outcomes and predictions (:func:`load_study` + :func:`load_predictions`) from ONE
+    read-only pass over the plan and store: what the report with its "Who pays" section needs."""
     run = Path(run_dir)
     cells, records = _read(run)
+    rows, outcomes = _rows_outcomes(run, cells, records, True)
+    return rows, outcomes, _predictions(run, cells, records)
+
+
+def _rows_outcomes(run: Path, cells: list[dict[str, Any]], records: dict[str, Any],
+                   outcomes: bool) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    from prunebench.analysis.outcomes import OUTCOMES_KEY, unpack
+
     rows: dict[str, dict[str, Any]] = {}
     out: dict[str, dict[str, Any]] = {}
     for cell, rec, row in _current_evals(cells, records, rows):
