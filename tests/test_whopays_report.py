@@ -112,3 +112,21 @@ def test_grid_refuses_a_test_split_with_other_labels() -> None:
     bad = WhoPays(pies=[_pie([2, 7], (y[[2, 7]] + 1) % 10, y[[2, 7]], y[[2, 7]])], data=spec)
     (note,) = pie_grid_blocks(bad, "nominal")
     assert "does not carry the labels the study recorded" in note.text
+
+
+def test_heat_map_of_many_classes_keeps_the_classes_that_lost_most() -> None:
+    from prunebench.report.whopays_plots import HeatMatrix, top_rows
+
+    n = 40
+    vals = np.zeros((n, 2))
+    vals[[3, 17, 39], 1] = [0.05, 0.02, 0.09]  # the three classes that lost
+    vals[5, 0] = np.nan
+    a = HeatMatrix("wt", tuple(f"c{i}" for i in range(n)), (0.5, 0.9), vals, np.zeros((n, 2), bool))
+    b = HeatMatrix("ft", a.classes, (0.5,), np.full((n, 1), -0.01), np.zeros((n, 1), bool))
+    kept, total = top_rows([a, b], limit=5)
+    assert total == 40 and [len(m.classes) for m in kept] == [5, 5]
+    assert {"c3", "c17", "c39"} <= set(kept[0].classes) and kept[0].classes == kept[1].classes
+    assert list(kept[0].classes) == sorted(kept[0].classes, key=lambda c: int(c[1:]))  # class order kept
+    assert kept[0].values[kept[0].classes.index("c39"), 1] == 0.09
+    same, total = top_rows([a], limit=40)
+    assert same[0] is a and total == 40

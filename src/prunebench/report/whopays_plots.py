@@ -51,6 +51,26 @@ def heat_matrix(per_class: Sequence[Mapping[str, Any]], distribution: str, metho
     return HeatMatrix(method, tuple(n for _, n in classes), tuple(ratios), values, beyond)
 
 
+MAX_ROWS = 30  # classes a heat map shows; with more (e.g. CIFAR-100) the 30 that lost most, the rest in the table
+
+
+def top_rows(mats: Sequence[HeatMatrix], limit: int = MAX_ROWS) -> tuple[list[HeatMatrix], int]:
+    """The matrices restricted to the ``limit`` classes with the largest Delta at any ratio of any method (rows
+    kept in class order, ties to the smaller index), and the number of classes there were."""
+    n = max((len(m.classes) for m in mats), default=0)
+    if n <= limit:
+        return list(mats), n
+    worst = np.full(n, -np.inf)
+    for m in mats:
+        with np.errstate(all="ignore"):
+            rowmax = np.where(np.isfinite(m.values).any(1), np.nanmax(np.where(np.isfinite(m.values), m.values, -np.inf), 1),
+                              -np.inf)
+        worst = np.maximum(worst, rowmax)
+    keep = np.sort(np.argsort(-worst, kind="stable")[:limit])
+    return [HeatMatrix(m.method, tuple(m.classes[i] for i in keep), m.ratios, m.values[keep], m.beyond[keep])
+            for m in mats], n
+
+
 def pie_curves(pies: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, list[tuple[float, float]]]]:
     """Distribution -> method -> [(target ratio, PIE fraction)] ascending in ratio, from the PIE records."""
     out: dict[str, dict[str, list[tuple[float, float]]]] = {}
@@ -66,6 +86,7 @@ def heat_figure(mats: Sequence[HeatMatrix], colors: Mapping[str, str], level: fl
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
+    mats, total = top_rows(mats)
     top = max((float(np.nanmax(np.abs(m.values))) for m in mats if np.isfinite(m.values).any()), default=0.0)
     top = 100 * top if top > 0 else 1.0
     norm, cmap = Normalize(-top, top), colormaps["RdBu_r"]  # red = the class lost accuracy, blue = it gained
@@ -80,7 +101,8 @@ def heat_figure(mats: Sequence[HeatMatrix], colors: Mapping[str, str], level: fl
         ax.set_xlabel("target prune ratio [%]", fontsize=9)
         ax.set_title(m.method, fontsize=10, color=colors.get(m.method, "black"))
     fig.colorbar(ScalarMappable(norm, cmap), ax=axes, label="per-class Delta [pp]", shrink=0.9)
-    fig.suptitle(f"* = confidently beyond the class tolerance at {100 * level:g}%", fontsize=8)
+    shown = "" if total <= MAX_ROWS else f"; the {MAX_ROWS} of {total} classes that lost most (all in the table)"
+    fig.suptitle(f"* = confidently beyond the class tolerance at {100 * level:g}%{shown}", fontsize=8)
     return P.to_data_uri(fig)
 
 
@@ -91,4 +113,4 @@ def pie_figure(curves: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]]
                         size=(5.0, 3.2) if len(panels) == 1 else (3.3, 2.6))
 
 
-__all__ = ["HeatMatrix", "heat_figure", "heat_matrix", "pie_curves", "pie_figure"]
+__all__ = ["MAX_ROWS", "HeatMatrix", "heat_figure", "heat_matrix", "pie_curves", "pie_figure", "top_rows"]
