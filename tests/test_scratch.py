@@ -64,15 +64,24 @@ def test_scratch_reinitialises_every_weight_and_keeps_the_pruned_architecture(sc
         pruned = load_checkpoint(checkpoint_path(run, by[method]["model_key"]))
         for setup in ("S3", "SX-B"):
             sc = load_checkpoint(checkpoint_path(run, by[f"{method}-scratch-{setup}"]["model_key"]))
-            assert set(sc.masks) == set(pruned.masks)
-            for k in pruned.masks:
-                assert torch.equal(sc.masks[k], pruned.masks[k])  # the pruned architecture
+            if method == "wt":  # unstructured: the same mask on a re-initialised full-size network
+                assert set(sc.masks) == set(pruned.masks)
+                for k in pruned.masks:
+                    assert torch.equal(sc.masks[k], pruned.masks[k])  # the pruned architecture
+            else:  # structured: the compressed network itself, dense
+                assert not sc.masks and sc.meta["compressed"]
+                kept = {k: int(m.reshape(m.shape[0], -1).any(1).sum()) for k, m in pruned.masks.items() if m.dim() == 4}
+                shapes = dict(sc.model.named_parameters())
+                assert {k: shapes[k].shape[0] for k in kept} == kept  # exactly the pruned model's kept filters
             theirs = {**dict(pruned.model.named_parameters()), **{f"p:{k}": v for k, v in parent.model.named_parameters()}}
             for name, p in sc.model.named_parameters():
                 for other in (theirs[name], theirs[f"p:{name}"]):
-                    nz = other.detach() != 0
+                    o = other.detach()
+                    if o.shape != p.shape:  # compressed: compare with the kept slice of the full-size tensor
+                        o = o[tuple(slice(0, s) for s in p.shape)]
+                    nz = o != 0
                     # no inherited weight: none of its (unpruned) entries equals the pruned / parent model's
-                    assert not torch.equal(p.detach()[nz], other.detach()[nz]), (method, setup, name)
+                    assert not torch.equal(p.detach()[nz], o[nz]), (method, setup, name)
             assert by[f"{method}-scratch-{setup}"]["prune_ratio"] == pytest.approx(by[method]["prune_ratio"])
 
 
@@ -90,3 +99,30 @@ def test_sxb_cell_trains_for_the_dense_pipelines_flops(scratch_run) -> None:
         assert m["scratch_epochs_exact"] == pytest.approx(want)
         assert m["scratch_epochs"] == int(want + 0.5) == sx["budget_epochs"]
         assert rec[by[f"{method}-scratch-S3"]["model_key"]]["scratch_epochs"] == 1
+
+
+def test_fresh_compressed_has_the_initial_scale_of_its_own_sizes() -> None:
+    import math
+
+    from torch import nn
+
+    from prunebench.models import create_model
+    from prunebench.pruning import PruningState, prune
+    from prunebench.study.scratch import fresh_compressed
+
+    torch.manual_seed(0)
+    kw = {"in_channels": 3, "num_classes": 10, "image_size": 32}
+    masks = prune(create_model("vgg11_bn", **kw), "ft", 0.7, seed=0).masks
+    torch.manual_seed(1)
+    fresh = create_model("vgg11_bn", **kw)
+    small = fresh_compressed(fresh, PruningState(fresh, dict(masks)), torch.zeros(1, 3, 32, 32))
+    convs = [m for m in small.modules() if isinstance(m, nn.Conv2d)]
+    full = [m for m in fresh.modules() if isinstance(m, nn.Conv2d)]
+    assert sum(c.weight.numel() for c in convs) < 0.5 * sum(c.weight.numel() for c in full)
+    for c in convs:  # He normal, fan_out mode, of the compressed layer's own size
+        want = math.sqrt(2.0 / (c.weight.shape[0] * c.weight[0, 0].numel()))
+        if c.weight.numel() >= 4000:
+            assert float(c.weight.detach().std()) == pytest.approx(want, rel=0.08)
+    lin = [m for m in small.modules() if isinstance(m, nn.Linear)][0]
+    bound = 1 / math.sqrt(lin.weight.shape[1])  # PyTorch's default linear init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert 0.95 * bound <= float(lin.weight.abs().max()) <= bound * (1 + 1e-5)

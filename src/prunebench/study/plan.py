@@ -171,7 +171,8 @@ def plan(cfg: StudyConfig, info: Any) -> list[Cell]:
                 first_lr = cfg.mode == "cascade" or not cfg.retrain_lrs or retrain.lr == cfg.retrain_lrs[0]
                 for setup in (cfg.scratch or ()) if do_retrain and first_lr else ():
                     conf = scratch_config(setup, cell.key, parents[rep].config["train"], cfg.train.epochs,
-                                          sum(retrained) * retrain.epochs, retrain.epochs, seed)
+                                          sum(retrained) * retrain.epochs, retrain.epochs, seed,
+                                          compressed=bool(labels["structured"]))
                     name = tag if cfg.mode == "cascade" or not cfg.retrain_lrs else m.tag
                     lab = {**labels, "method": f"{name}-scratch-{setup}", "scratch": setup}
                     sc = Cell(cell_key("scratch", conf), "scratch", conf, (cell.key,), lab, run_common)
