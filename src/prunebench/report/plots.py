@@ -75,7 +75,7 @@ def _legend(fig: Figure, colors: Mapping[str, str | None], extra: Sequence[tuple
 
 def curve_grid(panels: Sequence[Panel], colors: Mapping[str, str], *, xlabel: str = "prune ratio", ylabel: str = "",
                percent_y: bool = False, ncols: int = 4, size: tuple[float, float] = (3.3, 2.6), logy: bool = False,
-               xlim: tuple[float, float] | None = (0.0, 1.0)) -> str:
+               xlim: tuple[float, float] | None = (0.0, 1.0), logx: bool = False) -> str:
     """Small multiples of y vs x, one line per method (mean over repetitions, +-std shaded when > 1 rep)."""
     fig, axes, nrows, ncols = _grid(len(panels), ncols, *size)
     used: dict[str, str] = {}
@@ -109,6 +109,8 @@ def curve_grid(panels: Sequence[Panel], colors: Mapping[str, str], *, xlabel: st
             ax.set_xlim(*xlim)
         if logy or p.logy:
             ax.set_yscale("log")
+        if logx:
+            ax.set_xscale("log")
         if i // ncols == nrows - 1 or i + ncols >= len(panels):
             ax.set_xlabel(xlabel, fontsize=9)
         if i % ncols == 0:
