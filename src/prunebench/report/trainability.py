@@ -46,7 +46,7 @@ def trainability_section(rows: Sequence[Row], colors: Mapping[str, str]) -> Sect
         lr_panels = [P.Panel(f"ratio {100 * t:g}%", _curves([r for r in pruned if float(r["target_ratio"]) == t],
                                                              "trainability_acc", "retrain_lr", "method_name"))
                      for t in ratios]
-        blocks.append(Image(P.curve_grid(lr_panels, P.method_colors(names), xlabel="retraining LR (log scale)", xlim=None, logx=True,
-                                         ylabel="trainability accuracy"),
+        blocks.append(Image(P.curve_grid(lr_panels, P.method_colors(names), xlabel="retraining LR (log scale)",
+                                         xlim=None, logx=True, ylabel="trainability accuracy"),
                             "trainability accuracy vs the retraining learning rate, one panel per prune ratio"))
     return Section("trainability", "Trainability", blocks)
