@@ -30,15 +30,6 @@ class Source:
     meta: dict[str, Any]
     images: Tensor
 
-    @property
-    def structured(self) -> bool:
-        """Whether the checkpoint was pruned by a structured method (its last pruning step says)."""
-        from prunebench.pruning import METHODS
-
-        steps = self.meta.get("pruning") or []
-        name = steps[-1].get("method") if steps else None
-        return bool(name) and name in METHODS.names() and METHODS.spec(name).structured
-
 
 def shipped_model(source: Source, *, compressed: bool, folded: bool) -> nn.Module:
     """An eval-mode copy of the source model as a format ships it (``source.model`` is left untouched)."""
