@@ -117,10 +117,9 @@ def test_other_formats_reload_and_match(ckpts, tmp_path, fmt, suffix):
     else:
         from prunebench.pruning.compress import load_csr
 
-        model = type(source.model)  # rebuild through the checkpoint, load the CSR state
         from prunebench.store import load_checkpoint
 
-        model = load_checkpoint(ckpts["wt"]).model.eval()
+        model = load_checkpoint(ckpts["wt"]).model.eval()  # rebuilt through the checkpoint, the CSR state loaded
         model.load_state_dict(load_csr(rep.path))
         got = model(source.images)
         assert rep.bytes < 0.6 * Path(ckpts["wt"]).stat().st_size  # 80% pruned: CSR is much smaller

@@ -27,13 +27,20 @@ def modal(preds: np.ndarray, num_classes: int | None = None) -> np.ndarray:
     return counts.argmax(0)  # argmax returns the first (smallest) class among equal counts
 
 
-def pie_mask(parent_preds: np.ndarray, pruned_preds: np.ndarray, num_classes: int | None = None) -> np.ndarray:
-    """Boolean (n,): modal prediction of the pruned models != modal prediction of the parents."""
+def modal_pair(parent_preds: np.ndarray, pruned_preds: np.ndarray,
+               num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The parents' and the pruned models' modal predictions (n,) each, over one class count."""
     a, b = np.asarray(parent_preds), np.asarray(pruned_preds)
     if a.shape[-1] != b.shape[-1]:
         raise ValueError(f"predictions over {a.shape[-1]} vs {b.shape[-1]} examples: not the same examples")
     c = num_classes if num_classes is not None else int(max(a.max(initial=0), b.max(initial=0)) + 1)
-    return modal(a, c) != modal(b, c)
+    return modal(a, c), modal(b, c)
+
+
+def pie_mask(parent_preds: np.ndarray, pruned_preds: np.ndarray, num_classes: int | None = None) -> np.ndarray:
+    """Boolean (n,): modal prediction of the pruned models != modal prediction of the parents."""
+    ma, mb = modal_pair(parent_preds, pruned_preds, num_classes)
+    return ma != mb
 
 
 @dataclass(frozen=True)
@@ -64,10 +71,7 @@ def pie_summary(parent_preds: np.ndarray, pruned_preds: np.ndarray, labels: np.n
     a = np.atleast_2d(np.asarray(parent_preds, np.int64))
     b = np.atleast_2d(np.asarray(pruned_preds, np.int64))
     y = np.asarray(labels, np.int64)
-    if a.shape[-1] != b.shape[-1]:
-        raise ValueError(f"predictions over {a.shape[-1]} vs {b.shape[-1]} examples: not the same examples")
-    c = num_classes if num_classes is not None else int(max(a.max(initial=0), b.max(initial=0)) + 1)
-    ma, mb = modal(a, c), modal(b, c)
+    ma, mb = modal_pair(a, b, num_classes)
     mask = ma != mb
     pa, pb = a == y[None, :], b == y[None, :]
     rest = ~mask
@@ -91,4 +95,4 @@ def overlaps(masks: Mapping[str, np.ndarray]) -> dict[tuple[str, str], float]:
     return {(m, n): jaccard(masks[m], masks[n]) for i, m in enumerate(names) for n in names[i + 1:]}
 
 
-__all__ = ["PieSummary", "jaccard", "modal", "overlaps", "pie_mask", "pie_summary"]
+__all__ = ["PieSummary", "jaccard", "modal", "modal_pair", "overlaps", "pie_mask", "pie_summary"]

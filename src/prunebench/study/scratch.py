@@ -116,7 +116,7 @@ def run_scratch(c: Any, run_dir: Path, device: torch.device, progress: bool) -> 
         exact = sxb_epochs(conf["k1"], eff["flops_dense"], eff["flops_effective"], conf["k2"])
         epochs = max(1, int(exact + 0.5))
     recipe = TrainConfig(**scratch_recipe(conf["train"], epochs, conf["seed"]))
-    ratio, cost = state.prune_ratio(), efficiency(model, state, data.info, device)
+    ratio = state.prune_ratio()
     compressed = conf.get("arch") == "compressed"
     if compressed:  # structured: the smaller network itself, dense, no masks (its FLOPs are the masked count)
         example = data.normalize(data.val.subset(slice(0, 1)).float_images()).to(device)
@@ -126,12 +126,11 @@ def run_scratch(c: Any, run_dir: Path, device: torch.device, progress: bool) -> 
                    desc=c.describe())
     if not compressed:
         state.apply()
-        state.verify(model)
-        cost = efficiency(model, state, data.info, device)
+        state.verify(model)  # the masks held: the architecture, and so ``eff``, is what it was before training
     meta = _meta(c, kwargs, c.run["data"], seed=conf["seed"], setup=conf["setup"], masks_from=conf["masks_from"],
                  train=recipe.model_dump(mode="json"), history=result.history, compressed=compressed)
     path = save_checkpoint(checkpoint_path(run_dir, c.key), model, meta, masks=None if compressed else dict(state.masks))
-    return {"prune_ratio": ratio, **cost,
+    return {"prune_ratio": ratio, **eff,
             "train": _train_summary(result), "scratch_epochs": epochs, "scratch_epochs_exact": exact,
             "compute": stage("scratch", result, recipe, eff["flops_effective"]),
             "trainability": {"jacobian_pruned": jac0, "trainability_acc": trainability_accuracy(result.history, recipe),

@@ -53,10 +53,15 @@ def data_spec_of(run: Path) -> dict[str, Any] | None:
 
 
 def class_names_of(run: Path) -> tuple[str, ...]:
-    """The dataset's class names (``DataInfo.classes``) for the run's plan, or () when the data cannot be read."""
+    """The dataset's class names (``DataInfo.classes``) for the run's plan, or () when the data cannot be read:
+    from the run's ``data.json`` when it has one, else by loading the dataset (runs written before it existed)."""
     from prunebench.errors import UserError
     from prunebench.study.cells import get_dataset
+    from prunebench.study.rundir import read_data_summary
 
+    summary = read_data_summary(run)
+    if summary is not None and isinstance(summary.get("classes"), list):
+        return tuple(str(c) for c in summary["classes"])
     spec = data_spec_of(run)
     try:
         return tuple(get_dataset(spec).info.classes) if spec else ()
